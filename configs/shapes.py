@@ -1,0 +1,15 @@
+"""The shipped default model: Moving Shapes 17x32x32, trained on a 2-core CPU.
+
+python scripts/train_autoencoder.py --config configs/shapes.py --workdir runs/shapes_ae
+python scripts/train.py --config configs/shapes.py --workdir runs/shapes \
+    --config.ae.checkpoint=runs/shapes_ae
+Hardware, runtime and results: sora_lite/assets/default/MODEL_CARD.md.
+"""
+
+from configs import base
+
+
+def get_config():
+    c = base.get_config()
+    c.data.train_size = 20_000
+    return c

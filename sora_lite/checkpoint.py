@@ -1,0 +1,97 @@
+"""Checkpoints with orbax: async saves, `max_to_keep`, restore onto any abstract target
+(and so any mesh), and fallback past an unreadable newest step.
+
+A step directory holds up to three items, so sampling can read only what it needs:
+  `config` (JSON), `model` (what sampling uses: EMA DiT and/or autoencoder weights),
+  `train` (what resuming also needs: raw weights, optimizer state, data position).
+Orbax writes a step into a temporary directory and renames it when complete, so a save
+killed midway never replaces a good checkpoint; those leftovers are cleaned on open.
+"""
+
+import json
+import os
+import warnings
+
+import orbax.checkpoint as ocp
+from ml_collections import ConfigDict
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory that is missing, empty or unreadable."""
+
+
+def manager(directory: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, cleanup_tmp_directories=True,
+                                           enable_async_checkpointing=True)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def save(mngr: ocp.CheckpointManager, step: int, config: ConfigDict, model, train=None):
+    items = {"config": ocp.args.JsonSave(config.to_dict()), "model": ocp.args.StandardSave(model)}
+    if train is not None:
+        items["train"] = ocp.args.StandardSave(train)
+    mngr.save(step, args=ocp.args.Composite(**items))
+
+
+def read_config(directory: str) -> tuple[ConfigDict, int]:
+    """The config and step of the newest readable checkpoint in `directory`."""
+    mngr = _open_existing(directory)
+    for step in _steps_newest_first(mngr):
+        try:
+            cfg = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+            return ConfigDict(_tuples(cfg)), step
+        except Exception as e:  # noqa: BLE001 - any failure means this step is unreadable
+            _warn_fallback(directory, step, e)
+    raise CheckpointError(f"no readable checkpoint in {directory}: retrain or point to another directory")
+
+
+def restore(directory: str, model_target, train_target=None, step: int | None = None):
+    """Restore `model` (and `train`, if a target is given) from the newest readable step.
+
+    Targets are abstract pytrees (`jax.ShapeDtypeStruct`s, optionally with shardings), so
+    a checkpoint saved on one mesh restores onto any other. Returns (step, model, train).
+    """
+    mngr = _open_existing(directory)
+    steps = [step] if step is not None else _steps_newest_first(mngr)
+    for s in steps:
+        items = {"model": ocp.args.StandardRestore(model_target)}
+        if train_target is not None:
+            items["train"] = ocp.args.StandardRestore(train_target)
+        try:
+            out = mngr.restore(s, args=ocp.args.Composite(**items))
+            return s, out["model"], out.get("train") if train_target is not None else None
+        except Exception as e:  # noqa: BLE001
+            _warn_fallback(directory, s, e)
+    raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
+                          "retrain or point to another directory")
+
+
+def _open_existing(directory: str) -> ocp.CheckpointManager:
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    mngr = ocp.CheckpointManager(os.path.abspath(directory),
+                                 options=ocp.CheckpointManagerOptions(read_only=True))
+    if mngr.latest_step() is None:
+        raise CheckpointError(f"no checkpoint in {directory}: expected step subdirectories written by training")
+    return mngr
+
+
+def _steps_newest_first(mngr) -> list[int]:
+    return sorted(mngr.all_steps(), reverse=True)
+
+
+def _warn_fallback(directory, step, error):
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    warnings.warn(f"checkpoint step {step} in {directory} is unreadable ({first_line[:200]}); "
+                  "trying the previous one", stacklevel=3)
+
+
+def _tuples(d):
+    """JSON turned config tuples into lists; turn them back so configs compare equal."""
+    if isinstance(d, dict):
+        return {k: _tuples(v) for k, v in d.items()}
+    return tuple(_tuples(v) for v in d) if isinstance(d, list) else d
+
+
+def config_json(config: ConfigDict) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)

