@@ -1,0 +1,22 @@
+"""sora_lite: a Sora-style text-to-video diffusion transformer in JAX/Flax NNX.
+
+Data flow (the file names spell it):
+  training:  data -> autoencoder.encode -> diffusion (noise, target) -> dit -> loss   (train.py)
+  sampling:  noise -> sampler (dit, guidance) -> autoencoder.decode -> video        (pipeline.py)
+
+Shape letters used in comments throughout:
+  video   B batch, T frames, H height, W width, C=3 colour channels
+  latent  t, h, w, C latent channels (t = 1 + (T-1)/4, h = H/f, w = W/f)
+  tokens  N = (t/pt)(h/ph)(w/pw) spacetime patches; L text tokens
+  model   D width, K heads, Dh = D/K head dim
+"""
+
+import flax
+
+# Parameters carry logical axis names that sharding.py maps onto a mesh when the model
+# is created (jit with out_shardings); they must not demand a mesh on their own.
+flax.config.update("flax_always_shard_variable", False)
+
+from sora_lite.pipeline import Pipeline  # noqa: E402
+
+__all__ = ["Pipeline"]

@@ -70,7 +70,8 @@ def _open_existing(directory: str) -> ocp.CheckpointManager:
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
     mngr = ocp.CheckpointManager(os.path.abspath(directory),
-                                 options=ocp.CheckpointManagerOptions(read_only=True))
+                                 options=ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                                                         save_interval_steps=0))
     if mngr.latest_step() is None:
         raise CheckpointError(f"no checkpoint in {directory}: expected step subdirectories written by training")
     return mngr

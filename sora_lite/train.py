@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +19,10 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, checkpoint, data, metrics
+from sora_lite import autoencoder, checkpoint, data, diffusion, metrics, patchify
+from sora_lite.pipeline import Pipeline, abstract_state, build_dit
+from sora_lite.text import TextEncoder
+from sora_lite import video as video_io
 
 
 def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
@@ -39,10 +43,6 @@ class Logger:
             f.write(json.dumps(row) + "\n")
 
 
-def _abstract(tree):
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
-
-
 # ----------------------------------------------------------------------------- autoencoder
 
 
@@ -53,8 +53,8 @@ def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> autoencoder.Autoencoder
 def load_autoencoder(directory: str) -> autoencoder.Autoencoder:
     """The trained autoencoder (with its latent statistics) from an autoencoder workdir."""
     cfg, _ = checkpoint.read_config(_ckpt_dir(directory))
-    ae = nnx.eval_shape(lambda: build_autoencoder(ConfigDict(cfg)))
-    _, state, _ = checkpoint.restore(_ckpt_dir(directory), _abstract(nnx.state(ae)))
+    ae = nnx.eval_shape(lambda: build_autoencoder(cfg))
+    _, state, _ = checkpoint.restore(_ckpt_dir(directory), abstract_state(ae))
     nnx.update(ae, state)
     return ae
 
@@ -85,9 +85,9 @@ def _ae_moments(model, video):
 def evaluate_autoencoder(model, cfg: ConfigDict, num_examples: int = 256) -> dict:
     """Validation PSNR and the share of reconstructions the spec's scoring judges correct."""
     videos, recons, captions = [], [], []
-    for batch in data.batches(cfg.data, "validation", 32, seed=0, repeat=False):
-        videos.append(data.to_uint8(batch["video"]))
-        recons.append(data.to_uint8(_ae_reconstruct(model, jnp.asarray(batch["video"]))))
+    for batch in data.batches(data.clips(cfg.data, "validation"), 32, seed=0, repeat=False):
+        videos.append(video_io.to_uint8(batch["video"]))
+        recons.append(video_io.to_uint8(_ae_reconstruct(model, jnp.asarray(batch["video"]))))
         captions += list(batch["caption"])
         if len(captions) >= num_examples:
             break
@@ -99,7 +99,7 @@ def evaluate_autoencoder(model, cfg: ConfigDict, num_examples: int = 256) -> dic
 
 def set_latent_stats(model, cfg: ConfigDict, num_batches: int = 16):
     """Per-channel shift/scale of the encoder's mean latent over training data."""
-    it = data.batches(cfg.data, "train", 32, seed=cfg.seed + 1)
+    it = data.batches(data.clips(cfg.data, "train"), 32, seed=cfg.seed + 1)
     m1, m2 = zip(*(_ae_moments(model, jnp.asarray(next(it)["video"])) for _ in range(num_batches)))
     mean, sq = jnp.mean(jnp.stack(m1), 0), jnp.mean(jnp.stack(m2), 0)
     model.latent_shift[...] = mean
@@ -114,11 +114,11 @@ def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
     start = 0
     if mngr.latest_step() is not None:
         start, model_state, opt_state = checkpoint.restore(
-            _ckpt_dir(workdir), _abstract(nnx.state(model)), _abstract(nnx.state(opt)))
+            _ckpt_dir(workdir), abstract_state(model), abstract_state(opt))
         nnx.update(model, model_state)
         nnx.update(opt, opt_state)
     logger = Logger(workdir)
-    batches = data.batches(cfg.data, "train", ac.batch_size, cfg.seed, start_step=start)
+    batches = data.batches(data.clips(cfg.data, "train"), ac.batch_size, cfg.seed, start_step=start)
     bar = tqdm(range(start, ac.steps), initial=start, total=ac.steps, desc="autoencoder")
     tic = time.time()
     for step in bar:
@@ -144,3 +144,142 @@ def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
     with open(os.path.join(workdir, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result
+
+
+# ----------------------------------------------------------------------------- DiT
+
+
+@nnx.jit
+def _ae_encode(ae, video):
+    return ae.normalize(ae.encode(video)[0])
+
+
+def encode_dataset(ae, text_encoder, cfg: ConfigDict, split: str = "train") -> dict:
+    """Latents of every clip (the frozen encoder's normalised mean) and the text states of
+    every distinct caption, computed once: the DiT then trains without re-running either."""
+    latents, captions = [], []
+    for batch in tqdm(data.batches(data.clips(cfg.data, split), 64, seed=0, repeat=False), desc="encoding"):
+        latents.append(np.asarray(_ae_encode(ae, jnp.asarray(batch["video"]))))
+        captions += list(batch["caption"])
+    vocab = sorted(set(captions))
+    text, mask = text_encoder(vocab)
+    ids = {c: i for i, c in enumerate(vocab)}
+    return {"latent": np.concatenate(latents), "caption_id": np.array([ids[c] for c in captions], np.int32),
+            "text": text, "text_mask": mask}
+
+
+def latent_batches(encoded: dict, batch_size: int, seed: int, start_step: int):
+    ds = grain.MapDataset.source(LatentSource(encoded["latent"], encoded["caption_id"]))
+    return data.batches(ds, batch_size, seed, start_step, jax.process_index(), jax.process_count())
+
+
+class LatentSource:
+    """Random access to (latent, caption id) pairs, for grain."""
+
+    def __init__(self, latent, caption_id):
+        self.latent, self.caption_id = latent, caption_id
+
+    def __len__(self):
+        return len(self.latent)
+
+    def __getitem__(self, i):
+        return {"latent": self.latent[i], "caption_id": self.caption_id[i]}
+
+
+def _ema_update(ema, model, decay):
+    params = nnx.state(model, nnx.Param)
+    nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
+
+
+def train(cfg: ConfigDict, workdir: str) -> dict:
+    """Train the DiT on latents of the autoencoder in `cfg.ae.checkpoint`; resume if possible."""
+    if not cfg.ae.checkpoint:
+        raise ValueError("set --config.ae.checkpoint to a trained autoencoder workdir "
+                         "(scripts/train_autoencoder.py writes one)")
+    ae = load_autoencoder(cfg.ae.checkpoint)
+    cfg = ConfigDict(cfg.to_dict())
+    ae_cfg, _ = checkpoint.read_config(_ckpt_dir(cfg.ae.checkpoint))
+    cfg.ae.update({k: ae_cfg.ae[k] for k in ("space_factor", "widths", "blocks", "latent_channels")})
+    text_encoder = TextEncoder(cfg.text.max_len)
+    cache = os.path.join(workdir, "latents.npz")
+    if os.path.exists(cache):
+        encoded = dict(np.load(cache))
+    else:
+        encoded = encode_dataset(ae, text_encoder, cfg)
+        os.makedirs(workdir, exist_ok=True)
+        np.savez(cache + ".tmp.npz", **encoded)
+        os.replace(cache + ".tmp.npz", cache)
+    text_table, mask_table = jnp.asarray(encoded["text"]), jnp.asarray(encoded["text_mask"])
+    null_text, null_mask = (jnp.asarray(a[0]) for a in text_encoder([""]))
+    grid = patchify.grid_shape(encoded["latent"].shape[1:4], tuple(cfg.dit.patch))
+    shift = diffusion.timestep_shift(int(np.prod(grid)), cfg.diffusion.base_tokens)
+
+    model = build_dit(cfg, cfg.seed)
+    ema = build_dit(cfg, cfg.seed)  # same init, its own buffers (the step donates both)
+    opt = nnx.Optimizer(model, make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip),
+                        wrt=nnx.Param)
+    mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
+    start = 0
+    if mngr.latest_step() is not None:
+        start, saved_model, saved_train = checkpoint.restore(
+            _ckpt_dir(workdir), {"dit": abstract_state(ema), "ae": abstract_state(ae)},
+            {"dit": abstract_state(model), "opt": abstract_state(opt)})
+        nnx.update(ema, saved_model["dit"])
+        nnx.update(model, saved_train["dit"])
+        nnx.update(opt, saved_train["opt"])
+
+    @nnx.jit(donate_argnums=(0, 1, 2))
+    def train_step(model, opt, ema, latent, caption_id, key):
+        text, mask = text_table[caption_id], mask_table[caption_id]  # [B, L, E], [B, L]
+        loss_fn = lambda m: diffusion.loss(m, latent, text, mask, null_text, null_mask, key, cfg.diffusion, shift)
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        opt.update(model, grads)
+        _ema_update(ema, model, cfg.ema_decay)
+        return loss, optax.global_norm(grads)
+
+    def save(step):
+        checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
+                        {"dit": nnx.state(model), "opt": nnx.state(opt)})
+
+    logger = Logger(workdir)
+    pipe = Pipeline(ema, ae, cfg, text_encoder)
+    batches = latent_batches(encoded, cfg.batch_size, cfg.seed, start)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="dit")
+    tic = time.time()
+    for step in bar:
+        batch = next(batches)
+        key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+        loss, grad_norm = train_step(model, opt, ema, jnp.asarray(batch["latent"]),
+                                     jnp.asarray(batch["caption_id"]), key)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            loss, grad_norm = float(loss), float(grad_norm)
+            if not (np.isfinite(loss) and np.isfinite(grad_norm)):
+                raise FloatingPointError(f"non-finite loss or gradient norm at step {done}; "
+                                         "lower --config.lr (the newest checkpoint on disk is finite)")
+            rate = min(cfg.log_every, done - start) / (time.time() - tic)
+            tic = time.time()
+            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
+            logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save(done)
+        if cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
+            write_samples(pipe, cfg, os.path.join(workdir, "samples", f"step_{done}"))
+    mngr.wait_until_finished()
+    if not cfg.eval_at_end:
+        return {}
+    result = metrics.evaluate_pipeline(pipe, frames=cfg.data.frames, height=cfg.data.height, width=cfg.data.width)
+    logger.log(cfg.steps, **{f"{split}_{k}": v for split, r in result.items() for k, v in r.items()})
+    with open(os.path.join(workdir, "eval.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+SAMPLE_PROMPTS = ("a red circle moving left", "a blue square moving up", "a yellow triangle moving right",
+                  "a green circle moving left")  # the last two are held-out combinations
+
+
+def write_samples(pipe, cfg, prefix: str):
+    videos = pipe.generate(list(SAMPLE_PROMPTS), cfg.data.frames, cfg.data.height, cfg.data.width, seed=0)
+    for prompt, v in zip(SAMPLE_PROMPTS, videos):
+        video_io.write(f"{prefix}_{prompt.replace(' ', '_')}.gif", v)

@@ -1,0 +1,52 @@
+"""Rectified flow, as small pure functions.
+
+x_t = (1 - t) x0 + t noise, t in [0, 1] (t = 1 is pure noise); the model predicts the
+velocity v = noise - x0, so dx_t/dt = v and sampling integrates from t = 1 to t = 0.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def timestep_shift(num_tokens: int, base_tokens: int) -> float:
+    """Resolution-aware shift: more tokens need more time at high noise (SD3 / Open-Sora)."""
+    return float(jnp.sqrt(num_tokens / base_tokens))
+
+
+def shift_time(t, shift: float):
+    """Warp t towards 1 (more noise) by `shift`; shift = 1 is the identity."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def sample_timesteps(key, batch: int, logit_mean: float, logit_std: float, shift: float):
+    """Logit-normal timesteps (SD3), then the resolution shift: [B]."""
+    t = jax.nn.sigmoid(logit_mean + logit_std * jax.random.normal(key, (batch,)))
+    return shift_time(t, shift)
+
+
+def add_noise(x0, noise, t):
+    """x_t for t [B] broadcast over the latent's other axes."""
+    t = t.reshape(-1, *([1] * (x0.ndim - 1)))
+    return (1 - t) * x0 + t * noise
+
+
+def velocity_target(x0, noise):
+    return noise - x0
+
+
+def drop_captions(key, text, mask, null_text, null_mask, rate: float):
+    """Replace each sample's caption by the empty caption with probability `rate` (for CFG)."""
+    drop = jax.random.bernoulli(key, rate, (text.shape[0],))  # [B]
+    text = jnp.where(drop[:, None, None], null_text[None], text)  # [B, L, E]
+    mask = jnp.where(drop[:, None], null_mask[None], mask)  # [B, L]
+    return text, mask
+
+
+def loss(model, x0, text, mask, null_text, null_mask, key, cfg, shift: float):
+    """Mean squared error between predicted and true velocity at random (t, noise)."""
+    k_t, k_noise, k_drop = jax.random.split(key, 3)
+    t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
+    noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
+    text, mask = drop_captions(k_drop, text, mask, null_text, null_mask, cfg.caption_dropout)
+    v = model(add_noise(x0, noise, t), t, text, mask)
+    return jnp.mean(jnp.square(v.astype(jnp.float32) - velocity_target(x0, noise)))

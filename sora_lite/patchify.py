@@ -1,0 +1,57 @@
+"""Spacetime patches: latent video <-> token sequence, and 3D rotary position tables.
+
+Pure functions. Any latent (t, h, w) divisible by the patch (pt, ph, pw) works, so one
+model handles any duration, resolution and aspect ratio: the token grid is
+(t/pt, h/ph, w/pw) and positions enter only through RoPE, which needs no table size.
+"""
+
+import einops
+import jax.numpy as jnp
+
+
+def grid_shape(latent_thw, patch) -> tuple[int, int, int]:
+    """Token grid (t', h', w') of a latent (t, h, w), or a one-line ValueError."""
+    if any(n % p for n, p in zip(latent_thw, patch)):
+        raise ValueError(f"latent size {tuple(latent_thw)} (t, h, w) must be divisible by the patch {tuple(patch)}")
+    return tuple(n // p for n, p in zip(latent_thw, patch))
+
+
+def patchify(z, patch):
+    """[B, t, h, w, c] -> [B, N, pt*ph*pw*c] with N = t' h' w' (time-major order)."""
+    pt, ph, pw = patch
+    return einops.rearrange(z, "b (t p) (h q) (w r) c -> b (t h w) (p q r c)", p=pt, q=ph, r=pw)
+
+
+def unpatchify(tokens, grid, patch):
+    """Inverse of patchify: [B, N, pt*ph*pw*c] -> [B, t, h, w, c]."""
+    (gt, gh, gw), (pt, ph, pw) = grid, patch
+    return einops.rearrange(tokens, "b (t h w) (p q r c) -> b (t p) (h q) (w r) c",
+                            t=gt, h=gh, w=gw, p=pt, q=ph, r=pw)
+
+
+def rope_split(head_dim: int) -> tuple[int, int, int]:
+    """Rotary dims given to (t, h, w): even numbers summing to head_dim, h and w equal."""
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for rotary embeddings; got {head_dim}")
+    hw = (head_dim // 3) // 2 * 2
+    return head_dim - 2 * hw, hw, hw
+
+
+def rope_tables(grid, head_dim: int, theta: float = 10_000.0):
+    """cos, sin [N, head_dim / 2] for a (t', h', w') token grid, one frequency band per axis."""
+    coords = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) for n in grid], indexing="ij"), -1)
+    coords = coords.reshape(-1, 3)  # [N, 3] (t, h, w) per token, time-major like patchify
+    angles = []
+    for axis, dims in enumerate(rope_split(head_dim)):
+        freqs = theta ** (-jnp.arange(0, dims, 2, dtype=jnp.float32) / dims)  # [dims / 2]
+        angles.append(coords[:, axis : axis + 1] * freqs)  # [N, dims / 2]
+    angles = jnp.concatenate(angles, axis=-1)  # [N, head_dim / 2]
+    return jnp.cos(angles), jnp.sin(angles)
+
+
+def apply_rope(x, cos, sin):
+    """Rotate pairs (x[2i], x[2i+1]) of x [B, N, K, Dh] by the token's angles."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # [B, N, K, Dh / 2]
+    cos, sin = cos[:, None, :], sin[:, None, :]  # [N, 1, Dh / 2]
+    out = jnp.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    return out.reshape(x.shape).astype(x.dtype)

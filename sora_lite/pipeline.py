@@ -1,0 +1,97 @@
+"""Text in, video out: `Pipeline.from_pretrained(path).generate(prompts, ...)`.
+
+noise -> sampler (DiT with classifier-free guidance) -> autoencoder.decode -> uint8 video.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from ml_collections import ConfigDict
+
+from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler
+from sora_lite.dit import DiT
+from sora_lite.text import TextEncoder
+from sora_lite.video import to_uint8
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
+
+
+def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
+    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), rngs=nnx.Rngs(seed))
+
+
+def abstract_state(module: nnx.Module):
+    """ShapeDtypeStructs (with shardings, where set) of every variable: a restore target."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+                        nnx.state(module))
+
+
+def checkpoint_dir(path: str) -> str:
+    """A training workdir holds its checkpoints in `checkpoints/`; accept either."""
+    sub = os.path.join(path, "checkpoints")
+    return sub if os.path.isdir(sub) else path
+
+
+@nnx.jit(static_argnames=("steps",))
+def _generate(dit, ae, noise, text, mask, null_text, null_mask, steps, guidance, shift):
+    z = sampler.sample(dit, noise, text, mask, null_text, null_mask, steps, guidance, shift)
+    return ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
+
+
+class Pipeline:
+    """A trained DiT (EMA weights), its autoencoder and the frozen text encoder."""
+
+    def __init__(self, dit: DiT, ae: autoencoder.Autoencoder, cfg: ConfigDict, text_encoder=None):
+        self.dit, self.ae, self.cfg = dit, ae, cfg
+        self.text_encoder = text_encoder or TextEncoder(cfg.text.max_len)
+        self._null = self.text_encoder([""])  # the unconditional caption for guidance
+
+    @classmethod
+    def from_pretrained(cls, path: str | None = None) -> "Pipeline":
+        """The shipped default model, or a training workdir / checkpoint directory."""
+        directory = checkpoint_dir(path or DEFAULT_MODEL)
+        cfg, _ = checkpoint.read_config(directory)
+        dit = nnx.eval_shape(lambda: build_dit(cfg))
+        ae = nnx.eval_shape(lambda: autoencoder.Autoencoder(cfg.ae, nnx.Rngs(0)))
+        _, model, _ = checkpoint.restore(directory, {"dit": abstract_state(dit), "ae": abstract_state(ae)})
+        nnx.update(dit, model["dit"])
+        nnx.update(ae, model["ae"])
+        return cls(dit, ae, cfg)
+
+    def latent_grid(self, num_frames: int, height: int, width: int):
+        """(t, h, w, C) of the latent for a video size, or a one-line ValueError."""
+        f, (pt, ph, pw) = self.cfg.ae.space_factor, self.cfg.dit.patch
+        if height <= 0 or width <= 0 or height % (f * ph) or width % (f * pw):
+            raise ValueError(f"height and width must be positive multiples of {f * ph} "
+                             f"(autoencoder x{f} times patch x{ph}); got {height}x{width}")
+        shape = autoencoder.latent_shape(self.cfg.ae, num_frames, height, width)
+        patchify.grid_shape(shape[:3], (pt, ph, pw))
+        return shape
+
+    def generate(self, prompts, num_frames: int = 17, height: int = 32, width: int = 32, seed: int = 0,
+                 steps: int | None = None, guidance: float | None = None) -> np.ndarray:
+        """uint8 [B, T, H, W, 3], one video per prompt; the same seed gives the same video."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ValueError("prompts must be non-empty strings; got an empty prompt")
+        steps = self.cfg.sample.steps if steps is None else int(steps)
+        guidance = self.cfg.sample.guidance if guidance is None else float(guidance)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; got {steps}")
+        shape = self.latent_grid(num_frames, height, width)
+        tokens = int(np.prod(patchify.grid_shape(shape[:3], self.cfg.dit.patch)))
+        shift = diffusion.timestep_shift(tokens, self.cfg.diffusion.base_tokens)
+        text, mask = self.text_encoder(prompts)
+        key = jax.random.key(seed)
+        noise = jnp.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])
+        video = _generate(self.dit, self.ae, noise, jnp.asarray(text), jnp.asarray(mask),
+                          jnp.asarray(self._null[0][0]), jnp.asarray(self._null[1][0]),
+                          steps, guidance, shift)
+        video = np.asarray(video)
+        if not np.isfinite(video).all():
+            raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "
+                                     "not finite; use an earlier checkpoint")
+        return to_uint8(video)
