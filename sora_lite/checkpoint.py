@@ -8,8 +8,8 @@ Orbax writes a step into a temporary directory and renames it when complete, so 
 killed midway never replaces a good checkpoint; those leftovers are cleaned on open.
 """
 
-import json
 import os
+import shutil
 import warnings
 
 import orbax.checkpoint as ocp
@@ -94,5 +94,13 @@ def _tuples(d):
     return tuple(_tuples(v) for v in d) if isinstance(d, list) else d
 
 
-def config_json(config: ConfigDict) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
+def export(directory: str, out: str) -> int:
+    """Copy the newest readable step's `config` and `model` items (all that sampling needs)
+    from a training checkpoint directory to `out`, dropping optimizer state. Returns the step."""
+    cfg, step = read_config(directory)
+    src = os.path.join(os.path.abspath(directory), str(step))
+    dst = os.path.join(os.path.abspath(out), str(step))
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    shutil.copytree(src, dst, ignore=lambda d, names: ["train"] if d == src else [])
+    return step

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tmp data dir for the tiny Moving Shapes builds and one tiny trained run.
+
+XLA_FLAGS is set before anything imports jax, so the CPU backend exposes 8 devices for
+sharding tests (the tests here run on one device unless they build a mesh).
+"""
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = " ".join(
+    f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")
+) + " --xla_force_host_platform_device_count=8"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # `configs` is a top-level package next to sora_lite
+    sys.path.insert(0, ROOT)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """Where the tiny Moving Shapes builds go (built on first use, shared by the session)."""
+    return str(tmp_path_factory.mktemp("moving_shapes"))
+
+
+def tiny_config(data_dir: str, ae_dir: str = ""):
+    from configs import tiny
+
+    cfg = tiny.get_config()
+    cfg.data.dir = data_dir
+    cfg.ae.checkpoint = ae_dir
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_run(data_dir, tmp_path_factory):
+    """Train the tiny autoencoder, then the tiny DiT on its latents, once per session.
+
+    Returns {"ae_dir", "dit_dir", "cfg", "ae_result"}; tests that mutate a run copy it first.
+    """
+    from sora_lite import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    ae_dir, dit_dir = str(root / "ae"), str(root / "dit")
+    cfg = tiny_config(data_dir, ae_dir)
+    ae_result = train.train_autoencoder(cfg, ae_dir)
+    train.train(cfg, dit_dir)
+    return {"ae_dir": ae_dir, "dit_dir": dit_dir, "cfg": cfg, "ae_result": ae_result}
