@@ -12,4 +12,10 @@ from configs import base
 def get_config():
     c = base.get_config()
     c.data.train_size = 20_000
+    c.ae.steps = 2500
+    c.dit.size = "cpu"
+    c.lr = 5e-4
+    c.warmup = 300
+    c.steps = 6000
+    c.sample_every = 2000
     return c

@@ -30,7 +30,7 @@ class Size:
 # DiT's S/B/L/XL (Peebles & Xie), plus small sizes that train on a CPU.
 SIZES = {
     "tiny": Size(depth=2, width=64, heads=2),
-    "cpu": Size(depth=6, width=192, heads=3),
+    "cpu": Size(depth=6, width=128, heads=4),
     "S": Size(depth=12, width=384, heads=6),
     "B": Size(depth=12, width=768, heads=12),
     "L": Size(depth=24, width=1024, heads=16),
@@ -38,7 +38,8 @@ SIZES = {
 }
 
 # The one visible place where adaLN-Zero and the output projection are zero-initialised:
-# every block starts as the identity and the model starts by predicting zero velocity.
+# the gated self-attention and MLP branches start switched off, and the model starts by
+# predicting zero velocity.
 ZERO = nnx.initializers.zeros_init()
 DENSE = nnx.initializers.xavier_uniform()
 

@@ -235,7 +235,7 @@ def train(cfg: ConfigDict, workdir: str) -> dict:
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         opt.update(model, grads)
         _ema_update(ema, model, cfg.ema_decay)
-        return loss, optax.global_norm(grads)
+        return loss, optax.tree.norm(grads)
 
     def save(step):
         checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},

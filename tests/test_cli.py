@@ -1,0 +1,60 @@
+"""Tests for the `sora-lite` command, run in-process: files written, and one-line errors."""
+
+import os
+
+import pytest
+
+from sora_lite import cli, video
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path_factory, monkeypatch):
+    # The CLI keeps compiled programs under ~/.cache/sora_lite: point ~ at a tmp dir.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.getbasetemp() / "home"))
+
+
+def _args(tiny_run, out, *extra):
+    return ["generate", "a red circle moving left", "--out", str(out), "--frames", "5", "--height", "16",
+            "--width", "16", "--steps", "2", "--checkpoint", tiny_run["dit_dir"], *extra]
+
+
+@pytest.mark.parametrize("ext", ["gif", "mp4"])
+def test_writes_a_video_that_reads_back(tiny_run, tmp_path, capsys, ext):
+    out = tmp_path / f"red.{ext}"
+    assert cli.main(_args(tiny_run, out, "--seed", "3")) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"wrote {out} (5 frames, 16x16)") and captured.err == ""
+    frames = video.read(str(out))
+    assert frames.shape == (5, 16, 16, 3) and frames.dtype == "uint8"
+
+
+@pytest.mark.parametrize("extra,constraint", [
+    (["--frames", "6"], "frames must be 1 + 4k"),
+    (["--height", "12"], "height and width must be positive multiples of 8"),
+    (["--steps", "0"], "steps must be >= 1"),
+    (["--out", "video.avi"], "--out must end in .mp4 or .gif"),
+    (["--checkpoint", "/nonexistent/sora_lite_run"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(tiny_run, tmp_path, capsys, extra, constraint):
+    args = _args(tiny_run, tmp_path / "x.gif", *extra)
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("sora-lite: error: ") and constraint in lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not os.path.exists(tmp_path / "x.gif")
+
+
+def test_empty_prompt(tiny_run, tmp_path, capsys):
+    args = _args(tiny_run, tmp_path / "x.gif")
+    args[1] = ""
+    assert cli.main(args) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sora-lite: error: prompts must be non-empty")
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate"])  # no prompt: argparse's own usage error
+    assert e.value.code == 2

@@ -1,0 +1,117 @@
+"""Tests for sora_lite.dit: shapes, zero init, sizes, the stacked blocks, logical axis names."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from sora_lite import dit as D
+
+C = 4  # latent channels
+forward = nnx.jit(lambda model, z, t, text, mask: model(z, t, text, mask))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return D.DiT("tiny", C, (1, 2, 2), rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def live_model():
+    """The tiny DiT with its zero-initialised parameters made random, so every path is live."""
+    m = D.DiT("tiny", C, (1, 2, 2), rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(1)
+    for _, var in nnx.iter_graph(m):
+        if isinstance(var, nnx.Param) and not np.asarray(var[...]).any():
+            var[...] = jnp.asarray(0.2 * rng.normal(size=var.shape), var.dtype)
+    return m
+
+
+def inputs(b=2, thw=(2, 4, 4), L=6, seed=0):
+    k = jax.random.split(jax.random.key(seed), 3)
+    z = jax.random.normal(k[0], (b, *thw, C))
+    t = jax.random.uniform(k[1], (b,))
+    text = jax.random.normal(k[2], (b, L, D.TEXT_DIM))
+    mask = jnp.arange(L)[None] < jnp.array([3, L] * b)[:b, None]  # first sample: 3 real tokens
+    return z, t, text, mask
+
+
+def test_output_shape_equals_input_for_any_divisible_size(model):
+    for thw in [(1, 2, 2), (3, 6, 4), (5, 2, 8)]:
+        z, t, text, mask = inputs(thw=thw)
+        out = nnx.eval_shape(lambda m, *a: m(*a), model, z, t, text, mask)
+        assert out.shape == z.shape and out.dtype == z.dtype
+    with pytest.raises(ValueError, match="must be divisible by the patch"):
+        nnx.eval_shape(lambda m, *a: m(*a), model, *inputs(thw=(2, 3, 4)))
+
+
+def test_output_is_exactly_zero_at_init(model):
+    z, t, text, mask = inputs()
+    out = forward(model, z, t, text, mask)
+    assert out.shape == z.shape and not np.asarray(out).any()
+    # adaLN-Zero: every modulation and the output projection start at zero.
+    for layer in (model.blocks.ada, model.final_ada, model.final):
+        assert not np.asarray(layer.kernel[...]).any() and not np.asarray(layer.bias[...]).any()
+    assert np.asarray(model.blocks.attn.q.kernel[...]).any()  # ... and nothing else is
+
+
+def test_live_model_conditions_on_everything_and_keeps_samples_apart(live_model):
+    z, t, text, mask = inputs()
+    out = np.asarray(forward(live_model, z, t, text, mask))
+    assert np.isfinite(out).all() and np.abs(out).mean() > 1e-3
+    # Padding tokens of the text are masked out: changing them changes nothing.
+    pad_changed = text.at[0, 3:].set(7.0)
+    np.testing.assert_allclose(forward(live_model, z, t, pad_changed, mask), out, rtol=1e-4, atol=1e-5)
+    # The real text tokens, the time and the latent all matter.
+    for args in [(z, t, text.at[0, 0].add(1.0), mask), (z, t.at[0].set(0.9 - t[0] / 2), text, mask),
+                 (z.at[0, 0, 0, 0].add(1.0), t, text, mask)]:
+        assert not np.allclose(forward(live_model, *args)[0], out[0], atol=1e-4)
+    # Samples in a batch do not see each other.
+    changed = forward(live_model, z.at[1].set(0.0), t, text.at[1].set(0.0), mask)
+    np.testing.assert_allclose(changed[0], out[0], rtol=1e-4, atol=1e-5)
+
+
+def test_conftest_exposes_8_cpu_devices():
+    assert len(jax.devices("cpu")) == 8  # for sharding tests (tests/conftest.py sets XLA_FLAGS)
+
+
+def test_unknown_size():
+    with pytest.raises(ValueError, match=r"unknown DiT size 'huge'; choose one of \[.*'XL'"):
+        D.DiT("huge", C, rngs=nnx.Rngs(0))
+
+
+def test_sizes_registry():
+    # DiT's S/B/L/XL (Peebles & Xie, table 1).
+    assert {k: (s.depth, s.width, s.heads) for k, s in D.SIZES.items() if k in ("S", "B", "L", "XL")} == {
+        "S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+    for s in D.SIZES.values():
+        assert s.width % s.heads == 0 and (s.width // s.heads) % 2 == 0  # even head dim for RoPE
+
+
+def test_blocks_are_stacked_with_a_leading_depth_axis(model):
+    depth = D.SIZES["tiny"].depth
+    leaves = jax.tree.leaves(nnx.state(model.blocks))
+    assert leaves and all(x.shape[0] == depth for x in leaves)
+    assert model.blocks.attn.q.kernel.shape == (depth, 64, 64)
+    # Each layer has its own initialisation.
+    q = np.asarray(model.blocks.attn.q.kernel[...])
+    assert not np.allclose(q[0], q[1])
+
+
+def test_params_carry_logical_axis_names(model):
+    specs = nnx.get_partition_spec(nnx.state(model, nnx.Param))
+    assert tuple(specs["x_embed"]["kernel"].get_value()) == ("patch", "embed")
+    assert tuple(specs["x_embed"]["bias"].get_value()) == ("embed",)
+    assert tuple(specs["blocks"]["attn"]["q"]["kernel"].get_value()) == ("layers", "embed", "heads")
+    assert tuple(specs["blocks"]["mlp_out"]["kernel"].get_value()) == ("layers", "mlp", "embed")
+    assert model.blocks.mlp_in.kernel.get_metadata()["out_sharding"] == ("layers", "embed", "mlp")
+    # Every dense kernel is named, with one name per dimension.
+    named = 0
+    for path, var in nnx.iter_graph(model):
+        if isinstance(var, nnx.Param) and path[-1] == "kernel":
+            names = var.get_metadata().get("out_sharding")
+            assert names is not None and len(names) == var.ndim, path
+            assert ("layers" in names) == ("blocks" in path), path
+            named += 1
+    assert named >= 10

@@ -1,0 +1,86 @@
+"""Tests for sora_lite.pipeline on the session's tiny run: generate, determinism, input errors."""
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from sora_lite import Pipeline
+from sora_lite.checkpoint import CheckpointError
+
+PROMPTS = ["a red circle moving left", "a blue square moving up"]
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_run):
+    return Pipeline.from_pretrained(tiny_run["dit_dir"])
+
+
+def test_generate_shape_dtype_and_determinism(pipe):
+    video = pipe.generate(PROMPTS, num_frames=5, height=16, width=16, seed=0)
+    assert video.shape == (2, 5, 16, 16, 3) and video.dtype == np.uint8
+    np.testing.assert_array_equal(pipe.generate(PROMPTS, num_frames=5, height=16, width=16, seed=0), video)
+    other = pipe.generate(PROMPTS, num_frames=5, height=16, width=16, seed=1)
+    assert not np.array_equal(other, video)
+    assert not np.array_equal(video[0], video[1])  # each prompt gets its own noise
+    one = pipe.generate(PROMPTS[0], num_frames=5, height=16, width=16, seed=0)  # a str is one prompt
+    assert one.shape == (1, 5, 16, 16, 3)
+
+
+def test_from_checkpoint_dir_or_workdir(tiny_run, pipe):
+    direct = Pipeline.from_pretrained(os.path.join(tiny_run["dit_dir"], "checkpoints"))
+    assert direct.cfg == pipe.cfg and direct.cfg.dit.size == "tiny"
+
+
+@pytest.mark.parametrize("kwargs,constraint", [
+    (dict(num_frames=6), "frames must be 1 + 4k"),
+    (dict(height=12), "height and width must be positive multiples of 8"),
+    (dict(width=0), "height and width must be positive multiples of 8"),
+    (dict(steps=0), "steps must be >= 1"),
+    (dict(prompts=[""]), "prompts must be non-empty strings"),
+    (dict(prompts=["a red circle moving left", "  "]), "prompts must be non-empty strings"),
+    (dict(prompts=[]), "prompts must be non-empty strings"),
+])
+def test_bad_input_raises_one_line_value_error(pipe, kwargs, constraint):
+    args = dict(prompts=PROMPTS[:1], num_frames=5, height=16, width=16, seed=0) | kwargs
+    with pytest.raises(ValueError, match=re.escape(constraint)) as e:
+        pipe.generate(**args)
+    assert "\n" not in str(e.value)
+
+
+def test_long_prompt_warns_about_truncation(pipe):
+    with pytest.warns(UserWarning, match="truncated"):
+        video = pipe.generate([" ".join(["red"] * 100)], num_frames=5, height=16, width=16, seed=0)
+    assert video.shape == (1, 5, 16, 16, 3)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Pipeline.from_pretrained(str(tmp_path / "nowhere"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Pipeline.from_pretrained(str(tmp_path / "empty"))
+
+
+def _corrupt_copy(tiny_run, tmp_path, items):
+    d = str(tmp_path / "broken")
+    shutil.copytree(os.path.join(tiny_run["dit_dir"], "checkpoints"), d)
+    steps = [n for n in os.listdir(d) if n.isdigit()]
+    assert steps
+    for step in steps:
+        for item in items:
+            for root, _, files in os.walk(os.path.join(d, step, item)):
+                for name in files:
+                    with open(os.path.join(root, name), "wb") as f:
+                        f.write(b"\x00garbage")
+    return d
+
+
+@pytest.mark.parametrize("items", [("model",), ("config", "model", "train")])
+def test_corrupt_checkpoint(tiny_run, tmp_path, items):
+    d = _corrupt_copy(tiny_run, tmp_path, items)
+    with pytest.warns(UserWarning, match="unreadable"):
+        with pytest.raises(CheckpointError, match="no readable checkpoint"):
+            Pipeline.from_pretrained(d)

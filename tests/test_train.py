@@ -1,0 +1,93 @@
+"""Tests for sora_lite.train on the session's tiny run: logs, checkpoints, resume, EMA."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+from flax import nnx
+
+from sora_lite import checkpoint, train
+from sora_lite.pipeline import abstract_state, build_dit
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _steps_on_disk(workdir):
+    return sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+
+
+def test_autoencoder_logs_checkpoints_and_eval(tiny_run):
+    cfg, ae_dir = tiny_run["cfg"], tiny_run["ae_dir"]
+    rows = _rows(ae_dir)
+    logged = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in logged] == list(range(cfg.ae.log_every, cfg.ae.steps + 1, cfg.ae.log_every))
+    assert all(np.isfinite(r["loss"]) and {"l1", "l2", "kl"} <= set(r) for r in logged)
+    evals = [r for r in rows if "psnr" in r]
+    assert len(evals) == 1 and evals[0]["step"] == cfg.ae.steps
+    result = tiny_run["ae_result"]
+    assert np.isfinite(result["psnr"]) and 0 <= result["recon_accuracy"] <= 1
+    with open(os.path.join(ae_dir, "eval.json")) as f:
+        assert json.load(f) == result
+    assert _steps_on_disk(ae_dir) == list(range(cfg.ae.checkpoint_every, cfg.ae.steps + 1, cfg.ae.checkpoint_every))
+
+
+def test_autoencoder_checkpoint_holds_latent_statistics(tiny_run):
+    ae = train.load_autoencoder(tiny_run["ae_dir"])
+    scale = np.asarray(ae.latent_scale[...])
+    assert scale.shape == (tiny_run["cfg"].ae.latent_channels,) and (scale > 0).all()
+    assert not np.allclose(scale, 1.0)  # set from data, not left at the init value
+    assert not np.allclose(ae.latent_shift[...], 0.0)
+
+
+def test_dit_logs_every_step_once(tiny_run):
+    cfg = tiny_run["cfg"]
+    rows = _rows(tiny_run["dit_dir"])
+    assert [r["step"] for r in rows] == list(range(1, cfg.steps + 1))
+    for r in rows:
+        assert np.isfinite(r["loss"]) and r["loss"] > 0 and np.isfinite(r["grad_norm"]) and r["steps_per_s"] > 0
+    assert _steps_on_disk(tiny_run["dit_dir"]) == list(range(cfg.checkpoint_every, cfg.steps + 1, cfg.checkpoint_every))
+    assert os.path.exists(os.path.join(tiny_run["dit_dir"], "latents.npz"))
+
+
+def _restore_dit_run(workdir, cfg):
+    """(step, {"dit": EMA, "ae"}, {"dit": raw, "opt"}) of the newest step, restored as training saved it."""
+    ae = nnx.eval_shape(lambda: train.build_autoencoder(cfg))
+    dit = nnx.eval_shape(lambda: build_dit(cfg))
+    tx = train.make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
+    opt = nnx.eval_shape(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param))
+    return checkpoint.restore(os.path.join(workdir, "checkpoints"),
+                              {"dit": abstract_state(dit), "ae": abstract_state(ae)},
+                              {"dit": abstract_state(dit), "opt": abstract_state(opt)})
+
+
+def test_ema_differs_from_raw_weights_and_lags_them(tiny_run):
+    cfg = tiny_run["cfg"]
+    step, model, state = _restore_dit_run(tiny_run["dit_dir"], cfg)
+    assert step == cfg.steps
+    ema, raw = jax.tree.leaves(model["dit"]), jax.tree.leaves(state["dit"])
+    init = jax.tree.leaves(nnx.state(build_dit(cfg, cfg.seed)))  # training starts both from this
+    moved_raw = sum(float(np.abs(r - i).sum()) for r, i in zip(raw, init, strict=True))
+    moved_ema = sum(float(np.abs(e - i).sum()) for e, i in zip(ema, init, strict=True))
+    assert moved_raw > 0 and 0 < moved_ema < 0.1 * moved_raw  # decay 0.999 over 6 steps: a small step
+    assert int(jax.tree.leaves(state["opt"]["step"])[0]) == cfg.steps
+    # The run's autoencoder weights travel with the DiT checkpoint.
+    ae = train.load_autoencoder(tiny_run["ae_dir"])
+    for a, b in zip(jax.tree.leaves(model["ae"]), jax.tree.leaves(nnx.state(ae)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "dit")
+    shutil.copytree(tiny_run["dit_dir"], workdir)
+    old_steps = cfg.steps
+    cfg.steps = old_steps + 2
+    train.train(cfg, workdir)
+    steps = [r["step"] for r in _rows(workdir)]
+    assert steps == list(range(1, old_steps + 3))  # the old rows, then exactly the new steps
+    assert _steps_on_disk(workdir)[-1] == old_steps + 2
