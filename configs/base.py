@@ -35,10 +35,13 @@ def get_config() -> ConfigDict:
     c.diffusion = ConfigDict()
     c.diffusion.logit_mean = 0.0
     c.diffusion.logit_std = 1.0
-    c.diffusion.base_tokens = 256  # the timestep shift is 1 at this many tokens, grows as sqrt above
+    c.diffusion.base_tokens = 20  # timestep shift sqrt(tokens / base_tokens): 2 at 17x32x32 (80 tokens)
     c.diffusion.caption_dropout = 0.1
 
     c.sample = ConfigDict(dict(steps=25, guidance=4.0))
+
+    # Device mesh (sora_lite/sharding.py); -1 = all remaining devices. On one device all are 1.
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
 
     c.steps = 10_000
     c.batch_size = 32

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_lite import patchify as P
+from sora_lite import sharding
 
 TEXT_DIM = 384  # MiniLM hidden size
 
@@ -90,7 +91,7 @@ class Attention(nnx.Module):
         if rope is not None:
             q, k = P.apply_rope(q, *rope), P.apply_rope(k, *rope)
         mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, M]
-        o = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask)
+        o = sharding.attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)  # Ulysses on a sequence mesh
         return self.out(o.reshape(b, n, d))  # [B, N, D]
 
 
@@ -108,7 +109,10 @@ class Block(nnx.Module):
         self.ada = dense(d, 6 * d, ("embed", "mlp"), rngs, init=ZERO)  # adaLN-Zero
 
     def __call__(self, x, c, text, text_mask, rope):  # x [B, N, D], c [B, D], text [B, L, D]
-        shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(self.ada(nnx.silu(c)), 6, axis=-1)
+        # The modulations are gathered whole before the split: each chunk scales the full width.
+        # (Splitting a tensor-sharded axis here is also what XLA:CPU miscompiled on a 3-axis mesh.)
+        ada = sharding.constrain(self.ada(nnx.silu(c)), ("batch", None))  # [B, 6D]
+        shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(ada, 6, axis=-1)
         x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope)
         x = x + self.cross(self.norm_cross(x), text, mask=text_mask)
         h = self.mlp_out(nnx.gelu(self.mlp_in(modulate(self.norm2(x), shift2, scale2))))
@@ -143,7 +147,7 @@ class DiT(nnx.Module):
     def __call__(self, z, t, text, text_mask):
         """z [B, t, h, w, C] noisy latent; t [B]; text [B, L, 384]; text_mask [B, L] -> velocity like z."""
         grid = P.grid_shape(z.shape[1:4], self.patch)
-        x = self.x_embed(P.patchify(z, self.patch))  # [B, N, D]
+        x = sharding.constrain(self.x_embed(P.patchify(z, self.patch)), ("batch", "tokens", None))  # [B, N, D]
         c = self.t_embed2(nnx.silu(self.t_embed1(timestep_embedding(t, 256))))  # [B, D]
         # Mean-pooled text also enters adaLN: a global signal every block can modulate on.
         weights = text_mask[..., None] / jnp.maximum(text_mask.sum(-1)[:, None, None], 1)
@@ -153,9 +157,9 @@ class DiT(nnx.Module):
 
         @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
         def run(x, block):
-            return block(x, c, ctx, text_mask, rope)
+            return sharding.constrain(block(x, c, ctx, text_mask, rope), ("batch", "tokens", None))
 
         x = run(x, self.blocks)
-        shift, scale = jnp.split(self.final_ada(nnx.silu(c)), 2, axis=-1)
+        shift, scale = jnp.split(sharding.constrain(self.final_ada(nnx.silu(c)), ("batch", None)), 2, axis=-1)
         x = self.final(modulate(self.final_norm(x), shift, scale))  # [B, N, patch_dim]
         return P.unpatchify(x, grid, self.patch)

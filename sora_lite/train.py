@@ -4,8 +4,10 @@ Both: optax AdamW with warmup + cosine decay, orbax checkpoints every N steps an
 the end, a tqdm bar with loss and steps/s, one JSON line per logged step in
 `workdir/metrics.jsonl`. Rerunning the same command resumes from the newest checkpoint;
 batches are a pure function of (seed, step), so a resumed run sees the same data.
+The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
 """
 
+import functools
 import json
 import os
 import time
@@ -16,10 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, checkpoint, data, diffusion, metrics, patchify
+from sora_lite import autoencoder, checkpoint, data, diffusion, metrics, patchify, sharding
 from sora_lite.pipeline import Pipeline, abstract_state, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite import video as video_io
@@ -191,8 +195,10 @@ def _ema_update(ema, model, decay):
     nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
 
 
-def train(cfg: ConfigDict, workdir: str) -> dict:
-    """Train the DiT on latents of the autoencoder in `cfg.ae.checkpoint`; resume if possible."""
+def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
+    """Train the DiT on latents of the autoencoder in `cfg.ae.checkpoint`; resume if possible.
+
+    Runs on a mesh of `devices` (default: all) shaped by `cfg.mesh` (sharding.py)."""
     if not cfg.ae.checkpoint:
         raise ValueError("set --config.ae.checkpoint to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one)")
@@ -214,10 +220,13 @@ def train(cfg: ConfigDict, workdir: str) -> dict:
     grid = patchify.grid_shape(encoded["latent"].shape[1:4], tuple(cfg.dit.patch))
     shift = diffusion.timestep_shift(int(np.prod(grid)), cfg.diffusion.base_tokens)
 
-    model = build_dit(cfg, cfg.seed)
-    ema = build_dit(cfg, cfg.seed)  # same init, its own buffers (the step donates both)
-    opt = nnx.Optimizer(model, make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip),
-                        wrt=nnx.Param)
+    mesh = sharding.make_mesh(cfg.mesh, devices)
+    # Born sharded: each variable is created on the mesh where its logical axis names say.
+    model = sharding.init_sharded(lambda: build_dit(cfg, cfg.seed), mesh)
+    ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
+    tx = make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
+    nnx.update(ae, jax.device_put(nnx.state(ae), NamedSharding(mesh, P())))  # replicated, for sampling
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
@@ -228,14 +237,20 @@ def train(cfg: ConfigDict, workdir: str) -> dict:
         nnx.update(model, saved_train["dit"])
         nnx.update(opt, saved_train["opt"])
 
-    @nnx.jit(donate_argnums=(0, 1, 2))
-    def train_step(model, opt, ema, latent, caption_id, key):
+    # The step maps the whole training state (raw weights, optimizer, EMA) to its next value,
+    # donating the old buffers and keeping every variable where its logical names put it.
+    graphdef, state = nnx.split((model, opt, ema))
+    state_sharding = sharding.param_shardings(state, mesh)
+
+    @functools.partial(jax.jit, donate_argnums=0, out_shardings=(state_sharding, None))
+    def train_step(state, latent, caption_id, key):
+        model, opt, ema = nnx.merge(graphdef, state)
         text, mask = text_table[caption_id], mask_table[caption_id]  # [B, L, E], [B, L]
         loss_fn = lambda m: diffusion.loss(m, latent, text, mask, null_text, null_mask, key, cfg.diffusion, shift)
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         opt.update(model, grads)
         _ema_update(ema, model, cfg.ema_decay)
-        return loss, optax.tree.norm(grads)
+        return nnx.state((model, opt, ema)), (loss, optax.tree.norm(grads))
 
     def save(step):
         checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
@@ -247,10 +262,12 @@ def train(cfg: ConfigDict, workdir: str) -> dict:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="dit")
     tic = time.time()
     for step in bar:
-        batch = next(batches)
+        batch = next(batches)  # this process's rows of the global batch
+        latent, caption_id = (sharding.global_batch(mesh, batch[k]) for k in ("latent", "caption_id"))
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
-        loss, grad_norm = train_step(model, opt, ema, jnp.asarray(batch["latent"]),
-                                     jnp.asarray(batch["caption_id"]), key)
+        with jax.set_mesh(mesh):  # the model's activation constraints read it while tracing
+            state, (loss, grad_norm) = train_step(state, latent, caption_id, key)
+        nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             loss, grad_norm = float(loss), float(grad_norm)
@@ -264,11 +281,13 @@ def train(cfg: ConfigDict, workdir: str) -> dict:
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             save(done)
         if cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
-            write_samples(pipe, cfg, os.path.join(workdir, "samples", f"step_{done}"))
+            with jax.set_mesh(mesh):
+                write_samples(pipe, cfg, os.path.join(workdir, "samples", f"step_{done}"))
     mngr.wait_until_finished()
     if not cfg.eval_at_end:
         return {}
-    result = metrics.evaluate_pipeline(pipe, frames=cfg.data.frames, height=cfg.data.height, width=cfg.data.width)
+    with jax.set_mesh(mesh):
+        result = metrics.evaluate_pipeline(pipe, frames=cfg.data.frames, height=cfg.data.height, width=cfg.data.width)
     logger.log(cfg.steps, **{f"{split}_{k}": v for split, r in result.items() for k, v in r.items()})
     with open(os.path.join(workdir, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)

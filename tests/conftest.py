@@ -1,7 +1,8 @@
 """Shared fixtures: a tmp data dir for the tiny Moving Shapes builds and one tiny trained run.
 
 XLA_FLAGS is set before anything imports jax, so the CPU backend exposes 8 devices for
-sharding tests (the tests here run on one device unless they build a mesh).
+sharding tests (the tests here run on one device unless they build a mesh; DiT training
+builds one from `cfg.mesh`, by default data-parallel over all 8).
 """
 
 import os

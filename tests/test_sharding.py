@@ -1,0 +1,137 @@
+"""Tests for sora_lite.sharding on the 8 fake CPU devices: rules, meshes, parameters born
+sharded, Ulysses attention, and the tiny DiT training the same on every mesh."""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+from ml_collections import ConfigDict
+
+from sora_lite import dit as D
+from sora_lite import sharding, train
+from sora_lite.dit import DiT
+
+
+def mesh_of(data=1, fsdp=1, tensor=1, sequence=1):
+    sizes = dict(data=data, fsdp=fsdp, tensor=tensor, sequence=sequence)
+    return sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(sizes.values())])
+
+
+def test_rules_map_logical_names_to_mesh_axes():
+    to_mesh = sharding.logical_to_mesh
+    assert to_mesh(("batch", "tokens", None)) == P(("data", "fsdp"), "sequence", None)
+    assert to_mesh(("layers", "embed", "mlp")) == P(None, "fsdp", "tensor")
+    assert to_mesh(("layers", "heads", "embed")) == P(None, "tensor", "fsdp")
+    assert to_mesh(("patch", "embed")) == P(None, "fsdp")
+    assert to_mesh(("text", "freq")) == P(None, None)
+    assert to_mesh(("batch", "embed")) == P(("data", "fsdp"), None)  # a mesh axis is used once
+    with pytest.raises(KeyError):
+        to_mesh(("embedding",))
+
+
+def test_make_mesh_sizes_and_errors():
+    mesh = sharding.make_mesh(ConfigDict(dict(data=-1, fsdp=2, tensor=1, sequence=1)))
+    assert dict(mesh.shape) == dict(data=4, fsdp=2, tensor=1, sequence=1)
+    assert mesh.axis_types == (jax.sharding.AxisType.Auto,) * 4
+    assert dict(mesh_of().shape) == dict(data=1, fsdp=1, tensor=1, sequence=1)
+    with pytest.raises(ValueError, match=r"has 4 devices; there are 8"):
+        sharding.make_mesh(ConfigDict(dict(data=2, fsdp=2, tensor=1, sequence=1)))
+    with pytest.raises(ValueError, match=r"does not fit 8 devices"):
+        sharding.make_mesh(ConfigDict(dict(data=-1, fsdp=3, tensor=1, sequence=1)))
+
+
+def test_base_config_mesh_is_data_parallel():
+    from configs import base
+
+    assert base.get_config().mesh.to_dict() == dict(data=-1, fsdp=1, tensor=1, sequence=1)
+
+
+def test_parameters_and_optimizer_state_are_born_sharded_on_fsdp():
+    mesh = mesh_of(fsdp=8)
+    make = lambda: DiT("tiny", 4, rngs=nnx.Rngs(0))  # noqa: E731
+    model = sharding.init_sharded(make, mesh)
+    reference = make()  # built on one device: the same values
+    specs = nnx.get_partition_spec(nnx.state(model))
+    sharded = 0
+    for (path, x), spec, ref in zip(jax.tree_util.tree_flatten_with_path(nnx.state(model))[0],
+                                    jax.tree.leaves(specs), jax.tree.leaves(nnx.state(reference)), strict=True):
+        expected = tuple(n // 8 if name == "embed" else n for n, name in zip(x.shape, tuple(spec) + (None,) * x.ndim))
+        assert x.addressable_shards[0].data.shape == expected, jax.tree_util.keystr(path)
+        assert x.sharding.mesh.shape == mesh.shape
+        np.testing.assert_array_equal(x, ref)
+        sharded += expected != x.shape
+    assert sharded >= 10
+    assert model.blocks.mlp_in.kernel[...].sharding.spec == P(None, "fsdp", "tensor")
+
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(make(), optax.adam(1e-3), wrt=nnx.Param), mesh)
+    mu = opt.opt_state[0].mu.blocks.mlp_in.kernel[...]
+    assert mu.addressable_shards[0].data.shape == (2, 64 // 8, 256)
+
+
+def test_batch_sharding_splits_the_leading_axis():
+    mesh = mesh_of(data=2, fsdp=2, tensor=2)
+    x = sharding.global_batch(mesh, np.arange(8 * 3, dtype=np.float32).reshape(8, 3))
+    assert x.sharding.spec == P(("data", "fsdp"), None)
+    assert x.addressable_shards[0].data.shape == (2, 3)
+    np.testing.assert_array_equal(x, np.arange(24).reshape(8, 3))
+
+
+def test_ulysses_attention_matches_plain_attention():
+    q, k, v = (jax.random.normal(jax.random.key(i), (4, 8, 4, 16)) for i in range(3))  # [B, N, K, Dh]
+    expected = jax.nn.dot_product_attention(q, k, v)
+    with jax.set_mesh(mesh_of(fsdp=2, sequence=4)):
+        f = jax.jit(sharding.attention)
+        assert "all_to_all" in f.lower(q, k, v).as_text()  # heads <-> tokens, Ulysses-style
+        np.testing.assert_allclose(f(q, k, v), expected, rtol=1e-5, atol=1e-6)
+    with jax.set_mesh(mesh_of(fsdp=2, tensor=2, sequence=2)):  # 2 heads per device over 2 token shards
+        np.testing.assert_allclose(jax.jit(sharding.attention)(q, k, v), expected, rtol=1e-5, atol=1e-6)
+    # Without a sequence axis (or with a key mask), plain attention: no all-to-all.
+    assert "all_to_all" not in jax.jit(sharding.attention).lower(q, k, v).as_text()
+
+
+# ----------------------------------------------------------------------------- training on meshes
+
+MESHES = [(2, 2, 2, 1), (1, 8, 1, 1), (1, 2, 1, 4)]  # (data, fsdp, tensor, sequence)
+
+
+@pytest.fixture(scope="module")
+def train_on_mesh(tiny_run, tmp_path_factory):
+    """Train the tiny DiT (with 4 heads, so heads divide tensor x sequence) for 6 steps on a mesh
+    of that many devices, on the session's autoencoder and cached latents; returns its logged rows."""
+
+    def run(sizes):
+        cfg = tiny_run["cfg"].copy_and_resolve_references()
+        cfg.dit.size = "tiny4"
+        cfg.mesh.update(dict(zip(sharding.AXES, sizes)))
+        cfg.checkpoint_every = 100  # only the final save
+        workdir = str(tmp_path_factory.mktemp("mesh_" + "x".join(map(str, sizes))))
+        shutil.copy(os.path.join(tiny_run["dit_dir"], "latents.npz"), workdir)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(D.SIZES, "tiny4", dataclasses.replace(D.SIZES["tiny"], heads=4))
+            train.train(cfg, workdir, devices=jax.devices()[:math.prod(sizes)])
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            return [json.loads(line) for line in f]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_device_rows(train_on_mesh):
+    return train_on_mesh((1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("sizes", MESHES, ids=lambda s: "mesh" + "x".join(map(str, s)))
+def test_training_logs_the_same_losses_on_every_mesh(one_device_rows, train_on_mesh, sizes):
+    rows = train_on_mesh(sizes)
+    assert len(rows) == len(one_device_rows) == 6
+    for key in ("loss", "grad_norm"):
+        np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in one_device_rows], rtol=1e-4,
+                                   err_msg=f"{key} on mesh {sizes}")
