@@ -1,8 +1,12 @@
 """Train the DiT on latents of a trained autoencoder; rerun the same command to resume.
 
 python scripts/train.py --config configs/shapes.py --workdir runs/shapes --config.ae.checkpoint=runs/shapes_ae
+
+Multi-host: run the same command on every host with --coordinator HOST:PORT
+--num_processes N --process_id I (jax.distributed); each reads its own share of the data.
 """
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -10,10 +14,16 @@ from sora_lite import train
 
 config_flags.DEFINE_config_file("config", "configs/base.py", "Config file.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics.jsonl and samples go.", required=True)
+flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0, for multi-process training.")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator).")
 
 
 def main(_):
-    result = train.train(flags.FLAGS.config, flags.FLAGS.workdir)
+    f = flags.FLAGS
+    if f.coordinator:
+        jax.distributed.initialize(f.coordinator, f.num_processes, f.process_id)
+    result = train.train(f.config, f.workdir)
     for split, r in result.items():
         print(split, " ".join(f"{k}={v:.4g}" for k, v in r.items()))
 

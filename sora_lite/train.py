@@ -42,9 +42,20 @@ class Logger:
         self.path = os.path.join(workdir, "metrics.jsonl")
 
     def log(self, step: int, **values):
+        if jax.process_index() != 0:  # one log per run, however many hosts
+            return
         row = {"step": step, **{k: float(v) for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def _finite(step: int, lr_flag: str, **values) -> tuple[float, ...]:
+    """The values as floats, or a one-line FloatingPointError naming the step."""
+    floats = tuple(float(v) for v in values.values())
+    if not all(np.isfinite(floats)):
+        raise FloatingPointError(f"non-finite {' or '.join(values)} at step {step}: training stopped, the newest "
+                                 f"checkpoint on disk is finite; lower {lr_flag} and rerun to resume")
+    return floats
 
 
 # ----------------------------------------------------------------------------- autoencoder
@@ -130,15 +141,16 @@ def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
         loss, aux = _ae_train_step(model, opt, video, key, ac.kl_weight)
         done = step + 1
-        if done % ac.log_every == 0 or done == ac.steps:
-            loss = float(loss)
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"non-finite autoencoder loss at step {done}; lower ae.lr")
-            rate = ac.log_every / (time.time() - tic)
+        log_now = done % ac.log_every == 0 or done == ac.steps
+        save_now = done % ac.checkpoint_every == 0 or done == ac.steps
+        if log_now or save_now:  # a non-finite state must never reach a checkpoint
+            (loss,) = _finite(done, "--config.ae.lr", loss=loss)
+        if log_now:
+            rate = min(ac.log_every, done - start) / (time.time() - tic)
             tic = time.time()
             bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
             logger.log(done, loss=loss, steps_per_s=rate, **aux)
-        if done % ac.checkpoint_every == 0 or done == ac.steps:
+        if save_now:
             if done == ac.steps:
                 set_latent_stats(model, cfg)
             checkpoint.save(mngr, done, cfg, nnx.state(model), nnx.state(opt))
@@ -269,16 +281,16 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
             state, (loss, grad_norm) = train_step(state, latent, caption_id, key)
         nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            loss, grad_norm = float(loss), float(grad_norm)
-            if not (np.isfinite(loss) and np.isfinite(grad_norm)):
-                raise FloatingPointError(f"non-finite loss or gradient norm at step {done}; "
-                                         "lower --config.lr (the newest checkpoint on disk is finite)")
+        log_now = done % cfg.log_every == 0 or done == cfg.steps
+        save_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
+        if log_now or save_now:  # a non-finite state must never reach a checkpoint
+            loss, grad_norm = _finite(done, "--config.lr", loss=loss, grad_norm=grad_norm)
+        if log_now:
             rate = min(cfg.log_every, done - start) / (time.time() - tic)
             tic = time.time()
             bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
             logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if save_now:
             save(done)
         if cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             with jax.set_mesh(mesh):
@@ -300,5 +312,7 @@ SAMPLE_PROMPTS = ("a red circle moving left", "a blue square moving up", "a yell
 
 def write_samples(pipe, cfg, prefix: str):
     videos = pipe.generate(list(SAMPLE_PROMPTS), cfg.data.frames, cfg.data.height, cfg.data.width, seed=0)
+    if jax.process_index() != 0:  # every host computes, one writes
+        return
     for prompt, v in zip(SAMPLE_PROMPTS, videos):
         video_io.write(f"{prefix}_{prompt.replace(' ', '_')}.gif", v)

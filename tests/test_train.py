@@ -6,6 +6,7 @@ import shutil
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from sora_lite import checkpoint, train
@@ -91,3 +92,17 @@ def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
     steps = [r["step"] for r in _rows(workdir)]
     assert steps == list(range(1, old_steps + 3))  # the old rows, then exactly the new steps
     assert _steps_on_disk(workdir)[-1] == old_steps + 2
+
+
+def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoint(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "dit")
+    shutil.copytree(tiny_run["dit_dir"], workdir)
+    last_good = _steps_on_disk(workdir)[-1]
+    cfg.steps, cfg.lr, cfg.warmup = last_good + 6, 1e9, 0  # diverges at once
+    with pytest.raises(FloatingPointError, match=r"^non-finite loss or grad_norm at step \d+: .*lower --config.lr"):
+        train.train(cfg, workdir)
+    assert _steps_on_disk(workdir)[-1] == last_good
+    step, model, state = _restore_dit_run(workdir, cfg)
+    assert step == last_good
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves((model, state)))

@@ -1,0 +1,105 @@
+"""Sampling speed: compile time, warm time per video, and a fresh `sora-lite generate` process.
+
+    python scripts/bench_sample.py                      # the shipped default model
+    python scripts/bench_sample.py --checkpoint runs/x --frames 5 --height 16 --width 16
+
+In-process: the first `generate` call (tracing + XLA compilation + one run) minus a warm
+call is the compile time; the warm time is the median over `--repeats` calls divided by
+`--batch`. Fresh process: `sora-lite generate` run twice with the same temporary HOME,
+so the first run starts with an empty persistent compilation cache
+(`~/.cache/sora_lite/jax`) and the second finds the programs the first one stored.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PROMPTS = ["a red circle moving right", "a blue square moving up",
+           "a yellow triangle moving right", "a green circle moving left"]
+
+
+def in_process(args) -> dict:
+    from sora_lite import Pipeline
+
+    pipe = Pipeline.from_pretrained(args.checkpoint)
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.batch)]
+    size = dict(num_frames=args.frames, height=args.height, width=args.width)
+
+    def timed(seed):
+        tic = time.perf_counter()
+        pipe.generate(prompts, seed=seed, **size)  # returns numpy: the work is done
+        return time.perf_counter() - tic
+
+    first = timed(0)
+    warm = [timed(1 + i) for i in range(args.repeats)]
+    median = statistics.median(warm)
+    return {"first_call_s": first, "warm_calls_s": warm, "compile_s": first - median,
+            "warm_per_video_s": median / args.batch}
+
+
+def fresh_process(args) -> dict:
+    """Wall time of two `sora-lite generate` runs sharing one temporary HOME."""
+    exe = shutil.which("sora-lite")
+    cmd = [exe] if exe else [sys.executable, "-m", "sora_lite.cli"]
+    runs = []
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, HOME=home)
+        out = os.path.join(home, "bench.gif")
+        argv = cmd + ["generate", PROMPTS[0], "--out", out, "--frames", str(args.frames),
+                      "--height", str(args.height), "--width", str(args.width)]
+        if args.checkpoint:
+            argv += ["--checkpoint", args.checkpoint]
+        for _ in range(2):
+            tic = time.perf_counter()
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+            runs.append(time.perf_counter() - tic)
+            if proc.returncode:
+                raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return {"cli_cold_cache_s": runs[0], "cli_warm_cache_s": runs[1]}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="training workdir or checkpoint dir (default: shipped model)")
+    p.add_argument("--frames", type=int, default=17)
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="bench_sample.json")
+    args = p.parse_args(argv)
+
+    # The fresh processes go first, before this one starts a JAX backend: on a GPU this
+    # process would otherwise hold most of the memory they need.
+    result = {"checkpoint": args.checkpoint or "default", "frames": args.frames, "height": args.height,
+              "width": args.width, "batch": args.batch, "repeats": args.repeats}
+    result.update(fresh_process(args))
+
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)  # orbax logs every restore step
+    import jax
+
+    result.update(backend=jax.default_backend(), device=str(jax.devices()[0]))
+    result.update(in_process(args))
+
+    print(f"sampling {args.frames}x{args.height}x{args.width}, batch {args.batch}, on {result['device']}")
+    for label, key in [("compile (first call - warm call)", "compile_s"),
+                       ("warm, per video (median)", "warm_per_video_s"),
+                       ("sora-lite generate, cold cache", "cli_cold_cache_s"),
+                       ("sora-lite generate, warm cache", "cli_warm_cache_s")]:
+        print(f"  {label:34s} {result[key]:8.2f} s")
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
