@@ -28,11 +28,14 @@ def batches(ds: grain.MapDataset, batch_size: int, seed: int, start_step: int = 
             process_index: int = 0, process_count: int = 1, repeat: bool = True):
     """Iterator over this process's batches from `start_step` on (global batch / process_count each).
 
+    Process i gets the i-th contiguous block of rows of each global batch (it reads only
+    those), so the processes' rows stacked in process order are the one-process batch.
     With `repeat`, an endless reshuffled stream; without, one pass in order.
     """
     if batch_size % process_count:
         raise ValueError(f"batch_size {batch_size} must divide evenly over {process_count} processes")
     if repeat:
         ds = ds.seed(seed).shuffle().repeat()
-    ds = ds[process_index::process_count].batch(batch_size // process_count, drop_remainder=repeat)
+    # Per-process blocks of the stream; step s of process i is block s * process_count + i.
+    ds = ds.batch(batch_size // process_count, drop_remainder=repeat)[process_index::process_count]
     return iter(ds[start_step:].to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))

@@ -66,10 +66,14 @@ def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> autoencoder.Autoencoder
 
 
 def load_autoencoder(directory: str) -> autoencoder.Autoencoder:
-    """The trained autoencoder (with its latent statistics) from an autoencoder workdir."""
+    """The trained autoencoder (with its latent statistics) from an autoencoder workdir, on this
+    process's first device (not wherever the saving run kept it: with several processes that
+    device may belong to another one)."""
     cfg, _ = checkpoint.read_config(_ckpt_dir(directory))
     ae = nnx.eval_shape(lambda: build_autoencoder(cfg))
-    _, state, _ = checkpoint.restore(_ckpt_dir(directory), abstract_state(ae))
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=here), abstract_state(ae))
+    _, state, _ = checkpoint.restore(_ckpt_dir(directory), target)
     nnx.update(ae, state)
     return ae
 
@@ -222,11 +226,12 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     cache = os.path.join(workdir, "latents.npz")
     if os.path.exists(cache):
         encoded = dict(np.load(cache))
-    else:
+    else:  # every process computes the same cache (it needs all captions); own tmp name, atomic rename
         encoded = encode_dataset(ae, text_encoder, cfg)
         os.makedirs(workdir, exist_ok=True)
-        np.savez(cache + ".tmp.npz", **encoded)
-        os.replace(cache + ".tmp.npz", cache)
+        tmp = f"{cache}.tmp{jax.process_index()}.npz"
+        np.savez(tmp, **encoded)
+        os.replace(tmp, cache)
     text_table, mask_table = jnp.asarray(encoded["text"]), jnp.asarray(encoded["text_mask"])
     null_text, null_mask = (jnp.asarray(a[0]) for a in text_encoder([""]))
     grid = patchify.grid_shape(encoded["latent"].shape[1:4], tuple(cfg.dit.patch))
@@ -238,7 +243,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
     tx = make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
     opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
-    nnx.update(ae, jax.device_put(nnx.state(ae), NamedSharding(mesh, P())))  # replicated, for sampling
+    # Replicated, for sampling; from host values, which device_put may spread over all processes.
+    nnx.update(ae, jax.device_put(jax.tree.map(np.asarray, nnx.state(ae)), NamedSharding(mesh, P())))
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:

@@ -49,3 +49,24 @@ def tiny_run(data_dir, tmp_path_factory):
     ae_result = train.train_autoencoder(cfg, ae_dir)
     train.train(cfg, dit_dir)
     return {"ae_dir": ae_dir, "dit_dir": dit_dir, "cfg": cfg, "ae_result": ae_result}
+
+
+@pytest.fixture(scope="session")
+def train_script():
+    """`command(workdir, *flags)` -> argv running scripts/train.py on configs/tiny.py, and
+    `env(devices)` -> the environment for it with that many fake CPU devices per process."""
+
+    def command(workdir, *flags):
+        return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
+                os.path.join(ROOT, "configs", "tiny.py"), "--workdir", str(workdir), *flags]
+
+    def env(devices: int):
+        e = dict(os.environ)
+        e["XLA_FLAGS"] = " ".join(f for f in e.get("XLA_FLAGS", "").split()
+                                  if not f.startswith("--xla_force_host_platform_device_count"))
+        e["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
+        e["JAX_PLATFORMS"] = "cpu"
+        e["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, e.get("PYTHONPATH")) if p)
+        return e
+
+    return command, env

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -16,7 +17,7 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
 from sora_lite import dit as D
-from sora_lite import sharding, train
+from sora_lite import checkpoint, sharding, train
 from sora_lite.dit import DiT
 
 
@@ -74,6 +75,43 @@ def test_parameters_and_optimizer_state_are_born_sharded_on_fsdp():
     opt = sharding.init_sharded(lambda: nnx.Optimizer(make(), optax.adam(1e-3), wrt=nnx.Param), mesh)
     mu = opt.opt_state[0].mu.blocks.mlp_in.kernel[...]
     assert mu.addressable_shards[0].data.shape == (2, 64 // 8, 256)
+
+
+def _on_mesh(abstract, mesh):
+    """ShapeDtypeStructs of an abstract nnx.State carrying the shardings its logical names get on `mesh`."""
+    leaves, treedef = jax.tree.flatten(abstract)
+    shardings = jax.tree.leaves(sharding.param_shardings(abstract, mesh))
+    return jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+                                        for x, s in zip(leaves, shardings, strict=True)])
+
+
+def test_checkpoint_saved_on_fsdp8_restores_onto_other_meshes(tmp_path):
+    make = lambda: DiT("tiny", 4, rngs=nnx.Rngs(0))  # noqa: E731
+    tx = optax.adam(1e-3)
+    model = sharding.init_sharded(make, mesh_of(fsdp=8))
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(make(), tx, wrt=nnx.Param), mesh_of(fsdp=8))
+    opt.update(model, jax.tree.map(jnp.ones_like, nnx.state(model, nnx.Param)))  # moments not all zero
+    saved = {"dit": nnx.state(model), "opt": nnx.state(opt)}
+    directory = str(tmp_path / "ckpt")
+    mngr = checkpoint.manager(directory)
+    checkpoint.save(mngr, 1, ConfigDict(dict(mesh="fsdp=8")), saved)
+    mngr.wait_until_finished()
+    mngr.close()
+
+    abstract = {"dit": nnx.state(nnx.eval_shape(make)),
+                "opt": nnx.state(nnx.eval_shape(lambda: nnx.Optimizer(make(), tx, wrt=nnx.Param)))}
+    for sizes in (dict(data=2, fsdp=4), {}):  # data=2 x fsdp=4, and one device
+        mesh = mesh_of(**sizes)
+        target = {k: _on_mesh(v, mesh) for k, v in abstract.items()}
+        step, restored, _ = checkpoint.restore(directory, target)
+        assert step == 1
+        sharded = 0
+        for x, t, s in zip(jax.tree.leaves(restored), jax.tree.leaves(target), jax.tree.leaves(saved), strict=True):
+            assert x.sharding.is_equivalent_to(t.sharding, x.ndim)
+            assert len(x.sharding.device_set) == mesh.size
+            np.testing.assert_array_equal(x, s)
+            sharded += x.addressable_shards[0].data.shape != x.shape
+        assert sharded >= 10 if sizes else sharded == 0
 
 
 def test_batch_sharding_splits_the_leading_axis():

@@ -1,0 +1,81 @@
+"""Two processes on localhost (jax.distributed, 2 fake CPU devices each, gloo collectives)
+train the tiny DiT on a data=2 x fsdp=2 mesh and log what one process with 4 devices logs."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+
+import jax
+import numpy as np
+from flax import nnx
+
+from sora_lite import checkpoint, train
+from sora_lite.pipeline import abstract_state, build_dit
+
+STEPS = 4
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, data_dir, tmp_path, train_script):
+    command, env = train_script
+    workdir = tmp_path / "two_processes"
+    mesh_flags = ["--config.mesh.data=2", "--config.mesh.fsdp=2"]
+    argv = command(workdir, f"--config.ae.checkpoint={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
+                   f"--config.steps={STEPS}", "--config.checkpoint_every=100", *mesh_flags,
+                   "--coordinator", f"127.0.0.1:{_free_port()}", "--num_processes=2")
+    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
+    procs = []
+    try:
+        for i, log in enumerate(logs):
+            with open(log, "w") as out:  # no latents cache: each process encodes the data itself
+                procs.append(subprocess.Popen(argv + [f"--process_id={i}"], env=env(2), stdout=out,
+                                              stderr=subprocess.STDOUT))
+        for p in procs:
+            p.wait(timeout=300)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, f"{log.name}:\n{log.read_text()[-3000:]}"
+
+    rows = _rows(workdir)
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))  # process 0 alone writes the log
+    assert not [n for n in os.listdir(workdir) if ".tmp" in n]  # both cache writes renamed in place
+    np.testing.assert_allclose(np.load(workdir / "latents.npz")["latent"],
+                               np.load(os.path.join(tiny_run["dit_dir"], "latents.npz"))["latent"], atol=1e-6)
+
+    # One process, 4 of this session's 8 devices, the same mesh.
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.steps, cfg.checkpoint_every = STEPS, 100
+    cfg.mesh.update(data=2, fsdp=2)
+    reference_dir = tmp_path / "one_process"
+    os.makedirs(reference_dir)
+    shutil.copy(os.path.join(tiny_run["dit_dir"], "latents.npz"), reference_dir)
+    train.train(cfg, str(reference_dir), devices=jax.devices()[:4])
+    reference = _rows(reference_dir)
+    for key in ("loss", "grad_norm"):
+        np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in reference], rtol=1e-4, err_msg=key)
+
+    # Both processes wrote their shards of the final checkpoint: it reads back whole, onto one device.
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one), {
+        "dit": abstract_state(nnx.eval_shape(lambda: build_dit(cfg))),
+        "ae": abstract_state(nnx.eval_shape(lambda: train.build_autoencoder(cfg)))})
+    (step, two, _), (_, single, _) = (checkpoint.restore(str(d / "checkpoints"), target)
+                                      for d in (workdir, reference_dir))
+    assert step == STEPS
+    for a, b in zip(jax.tree.leaves(two), jax.tree.leaves(single), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

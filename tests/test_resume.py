@@ -1,0 +1,100 @@
+"""A DiT run killed with SIGKILL mid-training and rerun with the same command resumes from
+its newest complete checkpoint and logs what an uninterrupted run logs."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+
+from sora_lite import train
+
+STEPS, EVERY, KILL_AT = 16, 4, 10
+
+
+def _rows(workdir):
+    """The complete JSON lines of workdir/metrics.jsonl (none if it does not exist yet)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f.read().split("\n")[:-1]]  # a line is written whole
+
+
+def _tmp_leftovers(ckpt_dir):
+    return sorted(n for n in os.listdir(ckpt_dir) if ".orbax-checkpoint-tmp" in n)
+
+
+def _tail(path, n=3000):
+    with open(path) as f:
+        return f.read()[-n:]
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_run, data_dir, tmp_path, train_script):
+    command, env = train_script
+    latents = os.path.join(tiny_run["dit_dir"], "latents.npz")  # the same autoencoder and data: reuse
+    workdir = tmp_path / "killed"
+    os.makedirs(workdir)
+    shutil.copy(latents, workdir)
+    argv = command(workdir, f"--config.ae.checkpoint={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
+                   f"--config.steps={STEPS}", f"--config.checkpoint_every={EVERY}", "--config.log_every=1")
+    log = tmp_path / "killed.log"
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, env=env(1), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while not any(r["step"] >= KILL_AT for r in _rows(workdir)):
+            assert proc.poll() is None, f"the run ended before step {KILL_AT}:\n{_tail(log)}"
+            assert time.time() < deadline, f"no step {KILL_AT} after 300 s:\n{_tail(log)}"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _rows(workdir)[-1]["step"]
+    assert KILL_AT <= killed_at < STEPS
+
+    # A save cut short leaves `N.orbax-checkpoint-tmp-*`; if this kill left none, leave one as it would.
+    ckpt = workdir / "checkpoints"
+    if not _tmp_leftovers(ckpt):
+        half = ckpt / f"{(killed_at // EVERY + 1) * EVERY}.orbax-checkpoint-tmp-1234567890"
+        os.makedirs(half / "model")
+        (half / "model" / "manifest.ocdbt").write_text("half written")
+    assert _tmp_leftovers(ckpt)
+
+    rerun = subprocess.run(argv, env=env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    rows = _rows(workdir)
+    steps = [r["step"] for r in rows]
+    restart = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
+    resumed_from = steps[restart] - 1  # the newest checkpoint complete before the kill
+    assert resumed_from % EVERY == 0 and 0 < resumed_from <= killed_at
+    assert steps[:restart] == list(range(1, killed_at + 1))
+    assert steps[restart:] == list(range(resumed_from + 1, STEPS + 1))  # steps after the resume, once each
+    assert not _tmp_leftovers(ckpt)
+    assert sorted(int(n) for n in os.listdir(ckpt) if n.isdigit()) == [8, 12, 16]  # keep_checkpoints = 3
+
+    # The same run, uninterrupted, in this process on one device (the subprocesses had one).
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.steps, cfg.checkpoint_every, cfg.log_every = STEPS, EVERY, 1
+    reference_dir = tmp_path / "uninterrupted"
+    os.makedirs(reference_dir)
+    shutil.copy(latents, reference_dir)
+    train.train(cfg, str(reference_dir), devices=jax.devices()[:1])
+    reference = _rows(reference_dir)
+    assert [r["step"] for r in reference] == list(range(1, STEPS + 1))
+
+    last = {r["step"]: r for r in rows}  # the last occurrence of each step: after the resume
+    for key in ("loss", "grad_norm"):
+        np.testing.assert_allclose([last[s][key] for s in range(1, STEPS + 1)], [r[key] for r in reference],
+                                   rtol=1e-6, err_msg=key)
+        # Steps logged both before the kill and after the resume agree too.
+        np.testing.assert_allclose([r[key] for r in rows[resumed_from:restart]],
+                                   [r[key] for r in rows[restart:restart + killed_at - resumed_from]], rtol=1e-6)
