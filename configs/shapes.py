@@ -16,6 +16,6 @@ def get_config():
     c.dit.size = "cpu"
     c.lr = 5e-4
     c.warmup = 300
-    c.steps = 6000
+    c.steps = 8000
     c.sample_every = 2000
     return c
