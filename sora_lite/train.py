@@ -220,8 +220,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
                          "(scripts/train_autoencoder.py writes one)")
     ae = load_autoencoder(cfg.ae.checkpoint)
     cfg = ConfigDict(cfg.to_dict())
-    ae_cfg, _ = checkpoint.read_config(_ckpt_dir(cfg.ae.checkpoint))
-    cfg.ae.update({k: ae_cfg.ae[k] for k in ("space_factor", "widths", "blocks", "latent_channels")})
+    # The autoencoder's own architecture (it carries its config), so the DiT checkpoint rebuilds it.
+    cfg.ae.update({k: ae.cfg[k] for k in ("space_factor", "widths", "blocks", "latent_channels")})
     text_encoder = TextEncoder(cfg.text.max_len)
     cache = os.path.join(workdir, "latents.npz")
     if os.path.exists(cache):
