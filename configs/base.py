@@ -43,6 +43,9 @@ def get_config() -> ConfigDict:
     # Device mesh (sora_lite/sharding.py); -1 = all remaining devices. On one device all are 1.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
 
+    c.precision = "float32"  # DiT compute dtype: float32 or bfloat16 (weights and optimizer stay float32)
+    c.remat = "none"  # what DiT blocks recompute in the backward pass: none, dots or full
+
     c.steps = 10_000
     c.batch_size = 32
     c.lr = 3e-4

@@ -44,6 +44,15 @@ SIZES = {
 ZERO = nnx.initializers.zeros_init()
 DENSE = nnx.initializers.xavier_uniform()
 
+# `precision`: the compute dtype. Parameters (and so the optimizer state) stay float32: the
+# master weights; each layer casts them to the compute dtype on use.
+PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# `remat`: what a block keeps for the backward pass. "dots" keeps the projections' outputs
+# (2D matmuls) and recomputes attention and the elementwise ops; "full" keeps only each
+# block's input and recomputes the block.
+REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+                  "full": jax.checkpoint_policies.nothing_saveable}
+
 
 class Dense(nnx.Linear):
     """A Linear that multiplies [B*N, D] rather than [B, N, D]: XLA:CPU computes the weight
@@ -53,9 +62,9 @@ class Dense(nnx.Linear):
         return super().__call__(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
-def dense(din, dout, names, rngs, init=DENSE):
+def dense(din, dout, names, rngs, dtype, init=DENSE):
     return Dense(din, dout, kernel_init=nnx.with_partitioning(init, names),
-                 bias_init=nnx.with_partitioning(ZERO, names[1:]), rngs=rngs)
+                 bias_init=nnx.with_partitioning(ZERO, names[1:]), dtype=dtype, rngs=rngs)
 
 
 def modulate(x, shift, scale):  # x [B, N, D]; shift, scale [B, D]
@@ -73,14 +82,14 @@ def timestep_embedding(t, dim: int, max_period: float = 10_000.0):
 class Attention(nnx.Module):
     """Multi-head attention with QK-norm; self-attention gets RoPE, cross-attention a key mask."""
 
-    def __init__(self, dim, heads, rngs, kv_dim=None):
+    def __init__(self, dim, heads, rngs, dtype, kv_dim=None):
         self.heads = heads
         kv_dim = kv_dim or dim
-        self.q = dense(dim, dim, ("embed", "heads"), rngs)
-        self.kv = dense(kv_dim, 2 * dim, ("embed", "heads"), rngs)
-        self.q_norm = nnx.RMSNorm(dim // heads, rngs=rngs)
-        self.k_norm = nnx.RMSNorm(dim // heads, rngs=rngs)
-        self.out = dense(dim, dim, ("heads", "embed"), rngs)
+        self.q = dense(dim, dim, ("embed", "heads"), rngs, dtype)
+        self.kv = dense(kv_dim, 2 * dim, ("embed", "heads"), rngs, dtype)
+        self.q_norm = nnx.RMSNorm(dim // heads, dtype=dtype, rngs=rngs)
+        self.k_norm = nnx.RMSNorm(dim // heads, dtype=dtype, rngs=rngs)
+        self.out = dense(dim, dim, ("heads", "embed"), rngs, dtype)
 
     def __call__(self, x, context=None, rope=None, mask=None):  # x [B, N, D], context [B, M, Dc]
         b, n, d = x.shape
@@ -96,17 +105,17 @@ class Attention(nnx.Module):
 
 
 class Block(nnx.Module):
-    def __init__(self, size: Size, rngs):
+    def __init__(self, size: Size, rngs, dtype):
         d = size.width
-        self.norm1 = nnx.LayerNorm(d, use_bias=False, use_scale=False, rngs=rngs)
-        self.attn = Attention(d, size.heads, rngs)
-        self.norm_cross = nnx.LayerNorm(d, rngs=rngs)
-        self.cross = Attention(d, size.heads, rngs, kv_dim=d)
-        self.norm2 = nnx.LayerNorm(d, use_bias=False, use_scale=False, rngs=rngs)
+        self.norm1 = nnx.LayerNorm(d, use_bias=False, use_scale=False, dtype=dtype, rngs=rngs)
+        self.attn = Attention(d, size.heads, rngs, dtype)
+        self.norm_cross = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+        self.cross = Attention(d, size.heads, rngs, dtype, kv_dim=d)
+        self.norm2 = nnx.LayerNorm(d, use_bias=False, use_scale=False, dtype=dtype, rngs=rngs)
         hidden = int(d * size.mlp_ratio)
-        self.mlp_in = dense(d, hidden, ("embed", "mlp"), rngs)
-        self.mlp_out = dense(hidden, d, ("mlp", "embed"), rngs)
-        self.ada = dense(d, 6 * d, ("embed", "mlp"), rngs, init=ZERO)  # adaLN-Zero
+        self.mlp_in = dense(d, hidden, ("embed", "mlp"), rngs, dtype)
+        self.mlp_out = dense(hidden, d, ("mlp", "embed"), rngs, dtype)
+        self.ada = dense(d, 6 * d, ("embed", "mlp"), rngs, dtype, init=ZERO)  # adaLN-Zero
 
     def __call__(self, x, c, text, text_mask, rope):  # x [B, N, D], c [B, D], text [B, L, D]
         # The modulations are gathered whole before the split: each chunk scales the full width.
@@ -122,27 +131,30 @@ class Block(nnx.Module):
 class DiT(nnx.Module):
     """Velocity model v(x_t, t, text) on latent videos of any (t, h, w) divisible by `patch`."""
 
-    def __init__(self, size: str, latent_channels: int, patch=(1, 2, 2), *, rngs: nnx.Rngs):
-        if size not in SIZES:
-            raise ValueError(f"unknown DiT size {size!r}; choose one of {list(SIZES)}")
-        s = SIZES[size]
-        self.size, self.patch, self.channels = s, tuple(patch), latent_channels
+    def __init__(self, size: str, latent_channels: int, patch=(1, 2, 2), precision: str = "float32",
+                 remat: str = "none", *, rngs: nnx.Rngs):
+        for name, value, choices in (("size", size, SIZES), ("precision", precision, PRECISIONS),
+                                     ("remat", remat, REMAT_POLICIES)):
+            if value not in choices:
+                raise ValueError(f"unknown DiT {name} {value!r}; choose one of {list(choices)}")
+        s, dtype = SIZES[size], PRECISIONS[precision]
+        self.size, self.patch, self.channels, self.remat = s, tuple(patch), latent_channels, remat
         d, patch_dim = s.width, latent_channels * patch[0] * patch[1] * patch[2]
-        self.x_embed = dense(patch_dim, d, ("patch", "embed"), rngs)
-        self.t_embed1 = dense(256, d, ("freq", "embed"), rngs)
-        self.t_embed2 = dense(d, d, ("mlp", "embed"), rngs)
-        self.text_proj = dense(TEXT_DIM, d, ("text", "embed"), rngs)
-        self.text_pool = dense(TEXT_DIM, d, ("text", "embed"), rngs)
+        self.x_embed = dense(patch_dim, d, ("patch", "embed"), rngs, dtype)
+        self.t_embed1 = dense(256, d, ("freq", "embed"), rngs, dtype)
+        self.t_embed2 = dense(d, d, ("mlp", "embed"), rngs, dtype)
+        self.text_proj = dense(TEXT_DIM, d, ("text", "embed"), rngs, dtype)
+        self.text_pool = dense(TEXT_DIM, d, ("text", "embed"), rngs, dtype)
 
         @nnx.split_rngs(splits=s.depth)
         @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
         def stack(r):
-            return Block(s, r)
+            return Block(s, r, dtype)
 
         self.blocks = stack(rngs)  # parameters [depth, ...]
-        self.final_norm = nnx.LayerNorm(d, use_bias=False, use_scale=False, rngs=rngs)
-        self.final_ada = dense(d, 2 * d, ("embed", "mlp"), rngs, init=ZERO)
-        self.final = dense(d, patch_dim, ("embed", "patch"), rngs, init=ZERO)
+        self.final_norm = nnx.LayerNorm(d, use_bias=False, use_scale=False, dtype=dtype, rngs=rngs)
+        self.final_ada = dense(d, 2 * d, ("embed", "mlp"), rngs, dtype, init=ZERO)
+        self.final = dense(d, patch_dim, ("embed", "patch"), rngs, dtype, init=ZERO)
 
     def __call__(self, z, t, text, text_mask):
         """z [B, t, h, w, C] noisy latent; t [B]; text [B, L, 384]; text_mask [B, L] -> velocity like z."""
@@ -155,11 +167,17 @@ class DiT(nnx.Module):
         ctx = self.text_proj(text)  # [B, L, D]
         rope = P.rope_tables(grid, self.size.width // self.size.heads)
 
+        def forward(block, x):
+            return block(x, c, ctx, text_mask, rope)
+
+        if self.remat != "none":
+            forward = nnx.remat(forward, policy=REMAT_POLICIES[self.remat])
+
         @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
         def run(x, block):
-            return sharding.constrain(block(x, c, ctx, text_mask, rope), ("batch", "tokens", None))
+            return sharding.constrain(forward(block, x), ("batch", "tokens", None))
 
         x = run(x, self.blocks)
         shift, scale = jnp.split(sharding.constrain(self.final_ada(nnx.silu(c)), ("batch", None)), 2, axis=-1)
         x = self.final(modulate(self.final_norm(x), shift, scale))  # [B, N, patch_dim]
-        return P.unpatchify(x, grid, self.patch)
+        return P.unpatchify(x, grid, self.patch).astype(jnp.float32)  # the sampler integrates in float32

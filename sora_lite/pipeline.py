@@ -20,7 +20,9 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
 
 
 def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
-    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), rngs=nnx.Rngs(seed))
+    # Checkpoints from before `precision` / `remat` existed trained in float32 without remat.
+    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), cfg.get("precision", "float32"),
+               cfg.get("remat", "none"), rngs=nnx.Rngs(seed))
 
 
 def abstract_state(module: nnx.Module):
