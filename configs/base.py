@@ -53,6 +53,7 @@ def get_config() -> ConfigDict:
     c.weight_decay = 0.01
     c.grad_clip = 1.0
     c.ema_decay = 0.999
+    c.nonfinite_skips = 0  # NaN/Inf steps whose update is dropped before the run stops (counted in metrics)
     c.log_every = 50
     c.checkpoint_every = 1000
     c.sample_every = 2000

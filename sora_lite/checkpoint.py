@@ -66,6 +66,15 @@ def restore(directory: str, model_target, train_target=None, step: int | None = 
                           "retrain or point to another directory")
 
 
+def discard_newer(mngr: ocp.CheckpointManager, step: int):
+    """Delete the steps after `step` (those `restore` fell back past as unreadable), so that
+    training can save those step numbers again."""
+    for s in mngr.all_steps():
+        if s > step:
+            warnings.warn(f"deleting unreadable checkpoint step {s} in {mngr.directory}", stacklevel=2)
+            mngr.delete(s)
+
+
 def _open_existing(directory: str) -> ocp.CheckpointManager:
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint directory {directory} does not exist")

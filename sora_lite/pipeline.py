@@ -1,17 +1,23 @@
 """Text in, video out: `Pipeline.from_pretrained(path).generate(prompts, ...)`.
 
 noise -> sampler (DiT with classifier-free guidance) -> autoencoder.decode -> uint8 video.
+Given a mesh (sharding.make_mesh), the prompts split over its batch axes (`data`, `fsdp`),
+the DiT weights sit where their logical names say, and a long video's tokens split over
+`sequence` (Ulysses attention): the same code samples on one device or a pod.
 """
 
+import contextlib
+import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
-from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler
+from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler, sharding
 from sora_lite.dit import DiT
 from sora_lite.text import TextEncoder
 from sora_lite.video import to_uint8
@@ -40,20 +46,28 @@ def checkpoint_dir(path: str) -> str:
 @nnx.jit(static_argnames=("steps",))
 def _generate(dit, ae, noise, text, mask, null_text, null_mask, steps, guidance, shift):
     z = sampler.sample(dit, noise, text, mask, null_text, null_mask, steps, guidance, shift)
-    return ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
+    video = ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
+    return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
 
 
 class Pipeline:
     """A trained DiT (EMA weights), its autoencoder and the frozen text encoder."""
 
-    def __init__(self, dit: DiT, ae: autoencoder.Autoencoder, cfg: ConfigDict, text_encoder=None):
-        self.dit, self.ae, self.cfg = dit, ae, cfg
+    def __init__(self, dit: DiT, ae: autoencoder.Autoencoder, cfg: ConfigDict, text_encoder=None,
+                 mesh: jax.sharding.Mesh | None = None):
+        self.dit, self.ae, self.cfg, self.mesh = dit, ae, cfg, mesh
         self.text_encoder = text_encoder or TextEncoder(cfg.text.max_len)
         self._null = self.text_encoder([""])  # the unconditional caption for guidance
+        if mesh is not None:  # (a no-op for weights that training already placed there)
+            dit_state = nnx.state(dit)
+            nnx.update(dit, jax.device_put(dit_state, sharding.param_shardings(dit_state, mesh)))
+            # From host values: device_put spreads those over every process's devices.
+            ae_state = jax.tree.map(np.asarray, nnx.state(ae))
+            nnx.update(ae, jax.device_put(ae_state, NamedSharding(mesh, PartitionSpec())))
 
     @classmethod
-    def from_pretrained(cls, path: str | None = None) -> "Pipeline":
-        """The shipped default model, or a training workdir / checkpoint directory."""
+    def from_pretrained(cls, path: str | None = None, mesh: jax.sharding.Mesh | None = None) -> "Pipeline":
+        """The shipped default model, or a training workdir / checkpoint directory; on `mesh` if given."""
         directory = checkpoint_dir(path or DEFAULT_MODEL)
         cfg, _ = checkpoint.read_config(directory)
         dit = nnx.eval_shape(lambda: build_dit(cfg))
@@ -61,7 +75,7 @@ class Pipeline:
         _, model, _ = checkpoint.restore(directory, {"dit": abstract_state(dit), "ae": abstract_state(ae)})
         nnx.update(dit, model["dit"])
         nnx.update(ae, model["ae"])
-        return cls(dit, ae, cfg)
+        return cls(dit, ae, cfg, mesh=mesh)
 
     def latent_grid(self, num_frames: int, height: int, width: int):
         """(t, h, w, C) of the latent for a video size, or a one-line ValueError."""
@@ -86,13 +100,22 @@ class Pipeline:
         shape = self.latent_grid(num_frames, height, width)
         tokens = int(np.prod(patchify.grid_shape(shape[:3], self.cfg.dit.patch)))
         shift = diffusion.timestep_shift(tokens, self.cfg.diffusion.base_tokens)
+        count = len(prompts)
+        if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
+            prompts += prompts[-1:] * (-count % math.prod(self.mesh.shape[a] for a in sharding.RULES["batch"]))
         text, mask = self.text_encoder(prompts)
         key = jax.random.key(seed)
-        noise = jnp.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])
-        video = _generate(self.dit, self.ae, noise, jnp.asarray(text), jnp.asarray(mask),
-                          jnp.asarray(self._null[0][0]), jnp.asarray(self._null[1][0]),
-                          steps, guidance, shift)
-        video = np.asarray(video)
+        noise = np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])
+        args = (noise, text, mask, self._null[0][0], self._null[1][0])
+        with contextlib.ExitStack() as stack:
+            if self.mesh is None:
+                args = tuple(jnp.asarray(a) for a in args)
+            else:
+                stack.enter_context(jax.set_mesh(self.mesh))  # the DiT's activation constraints read it
+                args = tuple(jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim)) for a in args[:3]) + tuple(
+                    jax.device_put(a, NamedSharding(self.mesh, PartitionSpec())) for a in args[3:])
+            video = _generate(self.dit, self.ae, *args, steps, guidance, shift)
+        video = np.asarray(video)[:count]
         if not np.isfinite(video).all():
             raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "
                                      "not finite; use an earlier checkpoint")

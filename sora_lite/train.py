@@ -44,7 +44,8 @@ class Logger:
     def log(self, step: int, **values):
         if jax.process_index() != 0:  # one log per run, however many hosts
             return
-        row = {"step": step, **{k: float(v) for k, v in values.items()}}
+        # A skipped non-finite step (see `nonfinite_skips`) logs null: the file stays valid JSON.
+        row = {"step": step, **{k: float(v) if np.isfinite(float(v)) else None for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -134,6 +135,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
     if mngr.latest_step() is not None:
         start, model_state, opt_state = checkpoint.restore(
             _ckpt_dir(workdir), abstract_state(model), abstract_state(opt))
+        checkpoint.discard_newer(mngr, start)
         nnx.update(model, model_state)
         nnx.update(opt, opt_state)
     logger = Logger(workdir)
@@ -206,6 +208,20 @@ class LatentSource:
         return {"latent": self.latent[i], "caption_id": self.caption_id[i]}
 
 
+def _abstract(tree):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+def _check_nonfinite(progress: dict, allowed: int):
+    """A one-line FloatingPointError once more than `allowed` steps had a NaN/Inf loss or gradient."""
+    count = int(progress["nonfinite"])
+    if count > allowed:
+        raise FloatingPointError(
+            f"non-finite loss or grad_norm at step {int(progress['last_nonfinite'])} ({count} such steps, "
+            f"nonfinite_skips={allowed}): training stopped, the newest checkpoint on disk is finite; "
+            "lower --config.lr (or raise --config.nonfinite_skips) and rerun to resume")
+
+
 def _ema_update(ema, model, decay):
     params = nnx.state(model, nnx.Param)
     nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
@@ -243,69 +259,87 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
     tx = make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
     opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
-    # Replicated, for sampling; from host values, which device_put may spread over all processes.
-    nnx.update(ae, jax.device_put(jax.tree.map(np.asarray, nnx.state(ae)), NamedSharding(mesh, P())))
+    # Besides weights and optimizer, a checkpoint holds where the run's randomness and data
+    # stand: the base RNG key (step keys fold the step into it), the index of the next batch,
+    # and the count of skipped non-finite steps.
+    replicated = NamedSharding(mesh, P())
+    # (From host values, which device_put spreads over every process's devices.)
+    rng = jax.device_put(np.asarray(jax.random.key_data(jax.random.key(cfg.seed))), replicated)
+    progress = {"data_step": np.int32(0), "nonfinite": np.int32(0), "last_nonfinite": np.int32(-1)}
+    progress = jax.device_put(progress, replicated)
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
         start, saved_model, saved_train = checkpoint.restore(
             _ckpt_dir(workdir), {"dit": abstract_state(ema), "ae": abstract_state(ae)},
-            {"dit": abstract_state(model), "opt": abstract_state(opt)})
+            {"dit": abstract_state(model), "opt": abstract_state(opt), "rng": _abstract(rng),
+             "progress": _abstract(progress)})
+        checkpoint.discard_newer(mngr, start)  # steps past it were unreadable: they would block new saves
         nnx.update(ema, saved_model["dit"])
         nnx.update(model, saved_train["dit"])
         nnx.update(opt, saved_train["opt"])
+        rng, progress = saved_train["rng"], saved_train["progress"]
 
     # The step maps the whole training state (raw weights, optimizer, EMA) to its next value,
     # donating the old buffers and keeping every variable where its logical names put it.
+    # A step whose loss or gradient norm is not finite leaves the state as it was and is counted;
+    # the host stops the run when the count exceeds `nonfinite_skips`.
     graphdef, state = nnx.split((model, opt, ema))
     state_sharding = sharding.param_shardings(state, mesh)
 
-    @functools.partial(jax.jit, donate_argnums=0, out_shardings=(state_sharding, None))
-    def train_step(state, latent, caption_id, key):
-        model, opt, ema = nnx.merge(graphdef, state)
+    @functools.partial(jax.jit, donate_argnums=(0, 1), out_shardings=(state_sharding, replicated, None))
+    def train_step(state, progress, latent, caption_id, rng, step):
+        key = jax.random.fold_in(jax.random.wrap_key_data(rng), step)
         text, mask = text_table[caption_id], mask_table[caption_id]  # [B, L, E], [B, L]
         loss_fn = lambda m: diffusion.loss(m, latent, text, mask, null_text, null_mask, key, cfg.diffusion, shift)
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        opt.update(model, grads)
-        _ema_update(ema, model, cfg.ema_decay)
-        return nnx.state((model, opt, ema)), (loss, optax.tree.norm(grads))
+        loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def update(state):
+            model, opt, ema = nnx.merge(graphdef, state)
+            opt.update(model, grads)
+            _ema_update(ema, model, cfg.ema_decay)
+            return nnx.state((model, opt, ema))
+
+        state = jax.lax.cond(finite, update, lambda state: state, state)
+        progress = {"data_step": step + 1, "nonfinite": progress["nonfinite"] + jnp.where(finite, 0, 1),
+                    "last_nonfinite": jnp.where(finite, progress["last_nonfinite"], step + 1)}
+        return state, progress, (loss, grad_norm)
 
     def save(step):
         checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
-                        {"dit": nnx.state(model), "opt": nnx.state(opt)})
+                        {"dit": nnx.state(model), "opt": nnx.state(opt), "rng": rng, "progress": progress})
 
     logger = Logger(workdir)
-    pipe = Pipeline(ema, ae, cfg, text_encoder)
-    batches = latent_batches(encoded, cfg.batch_size, cfg.seed, start)
+    pipe = Pipeline(ema, ae, cfg, text_encoder, mesh)  # samples on the training mesh
+    batches = latent_batches(encoded, cfg.batch_size, cfg.seed, int(progress["data_step"]))
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="dit")
     tic = time.time()
     for step in bar:
         batch = next(batches)  # this process's rows of the global batch
         latent, caption_id = (sharding.global_batch(mesh, batch[k]) for k in ("latent", "caption_id"))
-        key = jax.random.fold_in(jax.random.key(cfg.seed), step)
         with jax.set_mesh(mesh):  # the model's activation constraints read it while tracing
-            state, (loss, grad_norm) = train_step(state, latent, caption_id, key)
+            state, progress, (loss, grad_norm) = train_step(state, progress, latent, caption_id, rng, jnp.int32(step))
         nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
         done = step + 1
         log_now = done % cfg.log_every == 0 or done == cfg.steps
         save_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
-        if log_now or save_now:  # a non-finite state must never reach a checkpoint
-            loss, grad_norm = _finite(done, "--config.lr", loss=loss, grad_norm=grad_norm)
+        if log_now or save_now:  # a run past its non-finite budget stops before it saves
+            _check_nonfinite(progress, cfg.nonfinite_skips)
         if log_now:
             rate = min(cfg.log_every, done - start) / (time.time() - tic)
             tic = time.time()
-            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-            logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate)
+            bar.set_postfix(loss=f"{float(loss):.4f}", steps_per_s=f"{rate:.2f}")
+            logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate, nonfinite_steps=progress["nonfinite"])
         if save_now:
             save(done)
         if cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
-            with jax.set_mesh(mesh):
-                write_samples(pipe, cfg, os.path.join(workdir, "samples", f"step_{done}"))
+            write_samples(pipe, cfg, os.path.join(workdir, "samples", f"step_{done}"))
     mngr.wait_until_finished()
     if not cfg.eval_at_end:
         return {}
-    with jax.set_mesh(mesh):
-        result = metrics.evaluate_pipeline(pipe, frames=cfg.data.frames, height=cfg.data.height, width=cfg.data.width)
+    result = metrics.evaluate_pipeline(pipe, frames=cfg.data.frames, height=cfg.data.height, width=cfg.data.width)
     logger.log(cfg.steps, **{f"{split}_{k}": v for split, r in result.items() for k, v in r.items()})
     with open(os.path.join(workdir, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -56,14 +56,17 @@ def test_dit_logs_every_step_once(tiny_run):
 
 
 def _restore_dit_run(workdir, cfg):
-    """(step, {"dit": EMA, "ae"}, {"dit": raw, "opt"}) of the newest step, restored as training saved it."""
+    """(step, {"dit": EMA, "ae"}, {"dit": raw, "opt", "rng", "progress"}) of the newest step, restored as training saved it."""
     ae = nnx.eval_shape(lambda: train.build_autoencoder(cfg))
     dit = nnx.eval_shape(lambda: build_dit(cfg))
     tx = train.make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
     opt = nnx.eval_shape(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param))
     return checkpoint.restore(os.path.join(workdir, "checkpoints"),
                               {"dit": abstract_state(dit), "ae": abstract_state(ae)},
-                              {"dit": abstract_state(dit), "opt": abstract_state(opt)})
+                              {"dit": abstract_state(dit), "opt": abstract_state(opt),
+                               "rng": jax.ShapeDtypeStruct((2,), np.uint32),
+                               "progress": dict.fromkeys(("data_step", "nonfinite", "last_nonfinite"),
+                                                         jax.ShapeDtypeStruct((), np.int32))})
 
 
 def test_ema_differs_from_raw_weights_and_lags_them(tiny_run):
@@ -100,9 +103,64 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoin
     shutil.copytree(tiny_run["dit_dir"], workdir)
     last_good = _steps_on_disk(workdir)[-1]
     cfg.steps, cfg.lr, cfg.warmup = last_good + 6, 1e9, 0  # diverges at once
-    with pytest.raises(FloatingPointError, match=r"^non-finite loss or grad_norm at step \d+: .*lower --config.lr"):
+    with pytest.raises(FloatingPointError, match=r"^non-finite loss or grad_norm at step \d+ \(1 such steps, "
+                                                 r"nonfinite_skips=0\): .*lower --config.lr"):
         train.train(cfg, workdir)
     assert _steps_on_disk(workdir)[-1] == last_good
     step, model, state = _restore_dit_run(workdir, cfg)
     assert step == last_good
     assert all(np.isfinite(x).all() for x in jax.tree.leaves((model, state)))
+
+
+def _poison_latents(workdir):
+    """Make every training latent NaN: from now on every step's loss is non-finite."""
+    path = os.path.join(workdir, "latents.npz")
+    encoded = dict(np.load(path))
+    encoded["latent"][:] = np.nan
+    np.savez(path, **encoded)
+
+
+def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "dit")
+    shutil.copytree(tiny_run["dit_dir"], workdir)
+    _poison_latents(workdir)
+    start = _steps_on_disk(workdir)[-1]
+    _, _, before = _restore_dit_run(workdir, cfg)
+    cfg.steps, cfg.nonfinite_skips = start + 6, 6
+    train.train(cfg, workdir)
+    new = _rows(workdir)[-6:]
+    assert [r["step"] for r in new] == list(range(start + 1, start + 7))
+    assert [r["nonfinite_steps"] for r in new] == [1, 2, 3, 4, 5, 6] and all(r["loss"] is None for r in new)
+    step, _, after = _restore_dit_run(workdir, cfg)
+    assert step == start + 6  # saved: every skipped step left the state as it was
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True):
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(a, b)
+    assert int(after["progress"]["nonfinite"]) == 6 and int(after["progress"]["data_step"]) == start + 6
+
+    cfg.steps, cfg.nonfinite_skips = start + 12, 8  # 6 counted already: the 3rd new one is too many
+    with pytest.raises(FloatingPointError, match=rf"^non-finite loss or grad_norm at step {start + 9} "
+                                                 r"\(9 such steps, nonfinite_skips=8\)"):
+        train.train(cfg, workdir)
+    assert _steps_on_disk(workdir)[-1] == start + 6
+
+
+def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previous_one(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "dit")
+    shutil.copytree(tiny_run["dit_dir"], workdir)
+    original = {r["step"]: r for r in _rows(workdir)}
+    previous, newest = _steps_on_disk(workdir)[-2:]
+    data_files = [os.path.join(d, f) for d, _, files in os.walk(os.path.join(workdir, "checkpoints", str(newest), "train"))
+                  for f in files if "ocdbt" in d or f.startswith("d")]
+    assert data_files
+    os.remove(sorted(data_files)[0])
+    with pytest.warns(UserWarning, match=rf"checkpoint step {newest} in .* is unreadable"):
+        train.train(cfg, workdir)
+    rerun = _rows(workdir)[len(original):]
+    assert [r["step"] for r in rerun] == list(range(previous + 1, cfg.steps + 1))
+    for r in rerun:  # resumed exactly: the same losses as the first time through these steps
+        np.testing.assert_allclose(r["loss"], original[r["step"]]["loss"], rtol=1e-6)
+    step, model, _ = _restore_dit_run(workdir, cfg)
+    assert step == newest and all(np.isfinite(x).all() for x in jax.tree.leaves(model))
