@@ -4,6 +4,8 @@ python scripts/train.py --config configs/shapes.py --workdir runs/shapes --confi
 
 Multi-host: run the same command on every host with --coordinator HOST:PORT
 --num_processes N --process_id I (jax.distributed); each reads its own share of the data.
+Without those flags, jax.distributed's cluster auto-detection (SLURM, Open MPI, Cloud TPU,
+...) starts the processes' runtime where it applies; elsewhere the run is one process.
 """
 
 import jax
@@ -23,6 +25,11 @@ def main(_):
     f = flags.FLAGS
     if f.coordinator:
         jax.distributed.initialize(f.coordinator, f.num_processes, f.process_id)
+    else:
+        try:
+            jax.distributed.initialize()  # auto-detects a cluster's coordinator, process count and index
+        except ValueError:  # "coordinator_address should be defined": no cluster here, one process
+            pass
     result = train.train(f.config, f.workdir)
     for split, r in result.items():
         print(split, " ".join(f"{k}={v:.4g}" for k, v in r.items()))

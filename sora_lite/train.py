@@ -7,7 +7,6 @@ batches are a pure function of (seed, step), so a resumed run sees the same data
 The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
 """
 
-import functools
 import json
 import os
 import time
@@ -227,6 +226,47 @@ def _ema_update(ema, model, decay):
     nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
 
 
+def init_train_state(cfg: ConfigDict, mesh):
+    """(raw DiT weights, optimizer, EMA weights), each variable born on `mesh` where its logical
+    axis names say; the EMA starts as a copy of the raw weights."""
+    model = sharding.init_sharded(lambda: build_dit(cfg, cfg.seed), mesh)
+    ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
+    tx = make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
+    return model, opt, ema
+
+
+def make_train_step(graphdef, cfg: ConfigDict, text_table, mask_table, null_text, null_mask, shift: float):
+    """The DiT step as a pure function, to be jitted with donation and out_shardings:
+    (state, progress, latent [B, t, h, w, C], caption_id [B], rng, step) -> (state, progress, (loss, grad_norm)).
+
+    `state` is nnx.state((raw weights, optimizer, EMA)) of `graphdef`. A step whose loss or
+    gradient norm is not finite leaves the state as it was and is counted in `progress`; the
+    host stops the run when the count exceeds `nonfinite_skips`.
+    """
+
+    def train_step(state, progress, latent, caption_id, rng, step):
+        key = jax.random.fold_in(jax.random.wrap_key_data(rng), step)
+        text, mask = text_table[caption_id], mask_table[caption_id]  # [B, L, E], [B, L]
+        loss_fn = lambda m: diffusion.loss(m, latent, text, mask, null_text, null_mask, key, cfg.diffusion, shift)
+        loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def update(state):
+            model, opt, ema = nnx.merge(graphdef, state)
+            opt.update(model, grads)
+            _ema_update(ema, model, cfg.ema_decay)
+            return nnx.state((model, opt, ema))
+
+        state = jax.lax.cond(finite, update, lambda state: state, state)
+        progress = {"data_step": step + 1, "nonfinite": progress["nonfinite"] + jnp.where(finite, 0, 1),
+                    "last_nonfinite": jnp.where(finite, progress["last_nonfinite"], step + 1)}
+        return state, progress, (loss, grad_norm)
+
+    return train_step
+
+
 def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     """Train the DiT on latents of the autoencoder in `cfg.ae.checkpoint`; resume if possible.
 
@@ -254,11 +294,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     shift = diffusion.timestep_shift(int(np.prod(grid)), cfg.diffusion.base_tokens)
 
     mesh = sharding.make_mesh(cfg.mesh, devices)
-    # Born sharded: each variable is created on the mesh where its logical axis names say.
-    model = sharding.init_sharded(lambda: build_dit(cfg, cfg.seed), mesh)
-    ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
-    tx = make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
-    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
+    model, opt, ema = init_train_state(cfg, mesh)
     # Besides weights and optimizer, a checkpoint holds where the run's randomness and data
     # stand: the base RNG key (step keys fold the step into it), the index of the next batch,
     # and the count of skipped non-finite steps.
@@ -280,32 +316,9 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         nnx.update(opt, saved_train["opt"])
         rng, progress = saved_train["rng"], saved_train["progress"]
 
-    # The step maps the whole training state (raw weights, optimizer, EMA) to its next value,
-    # donating the old buffers and keeping every variable where its logical names put it.
-    # A step whose loss or gradient norm is not finite leaves the state as it was and is counted;
-    # the host stops the run when the count exceeds `nonfinite_skips`.
     graphdef, state = nnx.split((model, opt, ema))
-    state_sharding = sharding.param_shardings(state, mesh)
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1), out_shardings=(state_sharding, replicated, None))
-    def train_step(state, progress, latent, caption_id, rng, step):
-        key = jax.random.fold_in(jax.random.wrap_key_data(rng), step)
-        text, mask = text_table[caption_id], mask_table[caption_id]  # [B, L, E], [B, L]
-        loss_fn = lambda m: diffusion.loss(m, latent, text, mask, null_text, null_mask, key, cfg.diffusion, shift)
-        loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-
-        def update(state):
-            model, opt, ema = nnx.merge(graphdef, state)
-            opt.update(model, grads)
-            _ema_update(ema, model, cfg.ema_decay)
-            return nnx.state((model, opt, ema))
-
-        state = jax.lax.cond(finite, update, lambda state: state, state)
-        progress = {"data_step": step + 1, "nonfinite": progress["nonfinite"] + jnp.where(finite, 0, 1),
-                    "last_nonfinite": jnp.where(finite, progress["last_nonfinite"], step + 1)}
-        return state, progress, (loss, grad_norm)
+    train_step = jax.jit(make_train_step(graphdef, cfg, text_table, mask_table, null_text, null_mask, shift),
+                         donate_argnums=(0, 1), out_shardings=(sharding.param_shardings(state, mesh), replicated, None))
 
     def save(step):
         checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},

@@ -1,0 +1,120 @@
+"""Measuring the DiT training step: per-device memory of the compiled step, model FLOPs, speed.
+
+`scripts/bench_memory.py` and `scripts/bench_train.py` print these and write JSON; the step
+is train.py's own (`make_train_step` on state from `init_train_state`), fed synthetic
+latents and text of the requested video size, so what is measured is what trains.
+"""
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from ml_collections import ConfigDict
+
+from sora_lite import autoencoder, diffusion, patchify, sharding, train
+from sora_lite.dit import TEXT_DIM, DiT
+
+# Dense bf16 peak FLOP/s per device, for MFU (vendor datasheets; SXM parts).
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v5p": 459e12, "TPU v5 lite": 197e12,
+              "TPU v4": 275e12}
+
+
+def peak_flops(device) -> float | None:
+    """The bf16 peak of a device from PEAK_FLOPS by its device_kind, or None (CPUs have no entry)."""
+    return next((v for k, v in PEAK_FLOPS.items() if k.lower() in device.device_kind.lower()), None)
+
+
+def tokens_per_video(cfg: ConfigDict, frames: int, height: int, width: int) -> int:
+    shape = autoencoder.latent_shape(cfg.ae, frames, height, width)
+    return math.prod(patchify.grid_shape(shape[:3], tuple(cfg.dit.patch)))
+
+
+def model_flops_per_step(dit: DiT, tokens: int, batch: int) -> float:
+    """Training FLOPs of one step: (6 N_matmul + 12 L d S) per token (Kaplan et al., PaLM's MFU),
+    with N_matmul the weights of every dense layer and S the tokens per video."""
+    n_matmul = sum(math.prod(m.kernel.shape) for _, m in nnx.iter_graph(dit) if isinstance(m, nnx.Linear))
+    per_token = 6 * n_matmul + 12 * dit.size.depth * dit.size.width * tokens
+    return float(per_token * tokens * batch)
+
+
+class Step:
+    """The jitted train step of `cfg` on `mesh` for `batch` videos of frames x height x width."""
+
+    def __init__(self, cfg: ConfigDict, mesh, frames: int, height: int, width: int, batch: int):
+        self.cfg, self.mesh, self.batch = cfg, mesh, batch
+        self.latent_shape = (batch, *autoencoder.latent_shape(cfg.ae, frames, height, width))
+        self.tokens = tokens_per_video(cfg, frames, height, width)
+        # One caption, all of its max_len tokens real: the text side of the step at full size.
+        text = jax.random.normal(jax.random.key(1), (1, cfg.text.max_len, TEXT_DIM))
+        mask = jnp.ones((1, cfg.text.max_len), bool)
+        shift = diffusion.timestep_shift(self.tokens, cfg.diffusion.base_tokens)
+        self.graphdef, abstract = nnx.split(nnx.eval_shape(lambda: train.init_train_state(cfg, mesh)))
+        self.state_sharding = sharding.param_shardings(abstract, mesh)
+        self.abstract_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                           abstract, self.state_sharding)
+        self.replicated = NamedSharding(mesh, P())
+        fn = train.make_train_step(self.graphdef, cfg, text, mask, text[0], mask[0], shift)
+        self.jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=(self.state_sharding, self.replicated, None))
+
+    def abstract_args(self):
+        rep = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=self.replicated)  # noqa: E731
+        progress = dict.fromkeys(("data_step", "nonfinite", "last_nonfinite"), rep((), jnp.int32))
+        latent = jax.ShapeDtypeStruct(self.latent_shape, jnp.float32,
+                                      sharding=sharding.batch_sharding(self.mesh, len(self.latent_shape)))
+        caption = jax.ShapeDtypeStruct((self.batch,), jnp.int32, sharding=sharding.batch_sharding(self.mesh, 1))
+        return self.abstract_state, progress, latent, caption, rep((2,), jnp.uint32), rep((), jnp.int32)
+
+    def compile(self):
+        with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
+            return self.jitted.lower(*self.abstract_args()).compile()
+
+    def flops(self) -> float:
+        return model_flops_per_step(nnx.merge(self.graphdef, self.abstract_state)[0], self.tokens, self.batch)
+
+
+def _bytes_per_device(tree) -> int:
+    """Bytes one device holds of a pytree of ShapeDtypeStructs with shardings."""
+    return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def memory(step: Step) -> dict:
+    """Per-device bytes: parameters (raw + EMA), optimizer state, and the compiled step's
+    temporaries (activations, gradients and workspace: XLA's temp allocation)."""
+    model, opt, ema = (nnx.state(m) for m in nnx.merge(step.graphdef, step.abstract_state))
+    analysis = step.compile().memory_analysis()
+    return {"params_bytes": _bytes_per_device(model) + _bytes_per_device(ema),
+            "optimizer_bytes": _bytes_per_device(opt),
+            "activation_bytes": int(analysis.temp_size_in_bytes),
+            "flops_per_step": step.flops()}
+
+
+def speed(step: Step, steps: int, warmup: int = 2) -> dict:
+    """Median wall time of `steps` train steps (after `warmup` untimed ones) on random latents."""
+    model, opt, ema = train.init_train_state(step.cfg, step.mesh)
+    state = nnx.state((model, opt, ema))
+    _, progress, latent, caption, rng, _ = step.abstract_args()
+    progress = jax.device_put(dict.fromkeys(progress, np.int32(0)), step.replicated)
+    latent = jax.device_put(np.random.default_rng(0).normal(size=latent.shape).astype(np.float32), latent.sharding)
+    caption = jax.device_put(np.zeros(caption.shape, np.int32), caption.sharding)
+    rng = jax.device_put(np.asarray(jax.random.key_data(jax.random.key(0))), step.replicated)
+    compiled = step.compile()
+    times = []
+    for i in range(warmup + steps):
+        tic = time.perf_counter()
+        state, progress, (loss, _) = compiled(state, progress, latent, caption, rng, np.int32(i))
+        loss.block_until_ready()
+        times.append(time.perf_counter() - tic)
+    if not np.isfinite(float(loss)):
+        raise FloatingPointError("the benchmarked step's loss is not finite")
+    step_time = float(np.median(times[warmup:]))
+    flops = step.flops()
+    peak = peak_flops(step.mesh.devices.flat[0])
+    return {"step_time_s": step_time, "tokens_per_s": step.batch * step.tokens / step_time,
+            "flops_per_step": flops, "achieved_tflops_per_device": flops / step_time / step.mesh.size / 1e12,
+            "peak_tflops_per_device": None if peak is None else peak / 1e12,
+            "mfu": None if peak is None else flops / step_time / (peak * step.mesh.size)}

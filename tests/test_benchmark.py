@@ -1,0 +1,47 @@
+"""Tests for sora_lite.benchmark on the tiny DiT and 8 fake CPU devices."""
+
+import math
+
+import jax
+import pytest
+from ml_collections import ConfigDict
+
+from sora_lite import benchmark, dit, sharding
+
+
+def _step(mesh_sizes, frames=5, height=32, width=32, remat="none"):
+    from configs import tiny
+
+    cfg = tiny.get_config()
+    cfg.remat = remat
+    sizes = dict(zip(sharding.AXES, mesh_sizes))
+    mesh = sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(mesh_sizes)])
+    return benchmark.Step(cfg, mesh, frames, height, width, batch=sizes["data"] * sizes["fsdp"])
+
+
+def test_model_flops_follow_the_formula():
+    step = _step((1, 1, 1, 1))
+    s = dit.SIZES["tiny"]
+    assert step.tokens == 2 * 4 * 4  # 5 frames -> 2 latent frames; 32 / 4 / 2 = 4
+    d, m = s.width, int(s.width * s.mlp_ratio)
+    per_layer = d * d + d * 2 * d + d * d  # self-attention q, kv, out
+    per_layer += d * d + d * 2 * d + d * d + d * m + m * d + d * 6 * d  # cross-attention, MLP, adaLN
+    patch_dim = 4 * 1 * 2 * 2
+    outside = patch_dim * d + 256 * d + d * d + 2 * dit.TEXT_DIM * d + d * 2 * d + d * patch_dim
+    n_matmul = s.depth * per_layer + outside
+    expected = (6 * n_matmul + 12 * s.depth * d * step.tokens) * step.tokens * step.batch
+    assert step.flops() == pytest.approx(expected)
+
+
+def test_fsdp_shards_parameters_and_optimizer_state():
+    one, fsdp = benchmark.memory(_step((1, 1, 1, 1))), benchmark.memory(_step((1, 8, 1, 1)))
+    assert one["params_bytes"] > 0 and one["optimizer_bytes"] > one["params_bytes"] / 2 * 1.9  # Adam: mu and nu
+    for key in ("params_bytes", "optimizer_bytes"):
+        assert one[key] / 8 <= fsdp[key] <= 1.1 * one[key] / 8  # a few small vectors stay whole
+    assert one["activation_bytes"] > 0
+
+
+def test_speed_reports_positive_rates_and_no_mfu_on_cpu():
+    result = benchmark.speed(_step((2, 1, 1, 1)), steps=1, warmup=1)
+    assert result["step_time_s"] > 0 and result["tokens_per_s"] > 0 and result["flops_per_step"] > 0
+    assert result["mfu"] is None and benchmark.peak_flops(jax.devices()[0]) is None
