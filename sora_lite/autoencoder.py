@@ -51,11 +51,23 @@ def unfold_time(x):
     return x[:, TIME_FACTOR - 1 :]  # the first group holds one real frame, in its last slot
 
 
+# Logical axis names of the weights (sharding.RULES keeps them whole on every device: the
+# autoencoder's weights are small next to its activations, which split over the batch).
+KERNEL = nnx.with_partitioning(nnx.initializers.lecun_normal(), ("ae_in", "ae_out"))
+CONV_KERNEL = nnx.with_partitioning(nnx.initializers.lecun_normal(), (None, None, "ae_in", "ae_out"))
+BIAS = nnx.with_partitioning(nnx.initializers.zeros_init(), ("ae_out",))
+
+
+def linear(cin, cout, rngs):
+    return nnx.Linear(cin, cout, kernel_init=KERNEL, bias_init=BIAS, rngs=rngs)
+
+
 class SpatialConv(nnx.Module):
     """3x3 conv on every frame: time folded into the batch."""
 
     def __init__(self, cin, cout, rngs, strides=1):
-        self.conv = nnx.Conv(cin, cout, (3, 3), strides=strides, padding="SAME", rngs=rngs)
+        self.conv = nnx.Conv(cin, cout, (3, 3), strides=strides, padding="SAME", kernel_init=CONV_KERNEL,
+                             bias_init=BIAS, rngs=rngs)
 
     def __call__(self, x):  # [B, t, h, w, c]
         b = x.shape[0]
@@ -68,7 +80,7 @@ class CausalTimeConv(nnx.Module):
 
     def __init__(self, c, rngs, kernel=3):
         self.kernel = kernel
-        self.proj = nnx.Linear(kernel * c, c, rngs=rngs)
+        self.proj = linear(kernel * c, c, rngs)
 
     def __call__(self, x):  # [B, t, h, w, c]
         pad = jnp.repeat(x[:, :1], self.kernel - 1, axis=1)  # replicate the first frame
@@ -113,7 +125,7 @@ class Encoder(nnx.Module):
             SpatialConv(widths[i], widths[i + 1], rngs, strides=2) for i in range(len(widths) - 1)
         ])
         self.norm = nnx.LayerNorm(widths[-1], rngs=rngs)
-        self.out = nnx.Linear(widths[-1], 2 * cfg.latent_channels, rngs=rngs)
+        self.out = linear(widths[-1], 2 * cfg.latent_channels, rngs)
 
     def __call__(self, x):  # [B, T, H, W, 3]
         x = einops.rearrange(fold_time(x), "b t (h p) (w q) c -> b t h w (p q c)", p=2, q=2)
@@ -129,7 +141,7 @@ class Encoder(nnx.Module):
 class Decoder(nnx.Module):
     def __init__(self, cfg, rngs):
         widths = cfg.widths[::-1]
-        self.stem = nnx.Linear(cfg.latent_channels, widths[0], rngs=rngs)
+        self.stem = linear(cfg.latent_channels, widths[0], rngs)
         self.stages = nnx.List([
             nnx.List([ResBlock(w, rngs) for _ in range(cfg.blocks + 1)]) for w in widths
         ])

@@ -33,6 +33,9 @@ RULES = {
     "patch": None,
     "freq": None,
     "text": None,
+    # autoencoder.py: its weights stay whole (small next to its activations); data parallel
+    "ae_in": None,
+    "ae_out": None,
 }
 
 

@@ -101,8 +101,16 @@ def _ae_moments(model, video):
     return mean.mean(axes), jnp.square(mean).mean(axes)
 
 
+def local_copy(module):
+    """`module` with every variable whole on this process's first device (from a mesh, where
+    its values are replicated): for small evaluations every process runs alike."""
+    state = jax.device_put(jax.tree.map(np.asarray, nnx.state(module)), jax.local_devices()[0])
+    return nnx.merge(nnx.graphdef(module), state)
+
+
 def evaluate_autoencoder(model, cfg: ConfigDict, num_examples: int = 256) -> dict:
     """Validation PSNR and the share of reconstructions the spec's scoring judges correct."""
+    model = local_copy(model)
     videos, recons, captions = [], [], []
     for batch in data.batches(data.clips(cfg.data, "validation"), 32, seed=0, repeat=False):
         videos.append(video_io.to_uint8(batch["video"]))
@@ -119,16 +127,21 @@ def evaluate_autoencoder(model, cfg: ConfigDict, num_examples: int = 256) -> dic
 def set_latent_stats(model, cfg: ConfigDict, num_batches: int = 16):
     """Per-channel shift/scale of the encoder's mean latent over training data."""
     it = data.batches(data.clips(cfg.data, "train"), 32, seed=cfg.seed + 1)
-    m1, m2 = zip(*(_ae_moments(model, jnp.asarray(next(it)["video"])) for _ in range(num_batches)))
-    mean, sq = jnp.mean(jnp.stack(m1), 0), jnp.mean(jnp.stack(m2), 0)
-    model.latent_shift[...] = mean
-    model.latent_scale[...] = jnp.sqrt(jnp.maximum(sq - mean**2, 1e-8))
+    local = local_copy(model)
+    m1, m2 = zip(*(_ae_moments(local, jnp.asarray(next(it)["video"])) for _ in range(num_batches)))
+    mean, sq = np.mean(np.stack(m1), 0), np.mean(np.stack(m2), 0)
+    for var, value in ((model.latent_shift, mean), (model.latent_scale, np.sqrt(np.maximum(sq - mean**2, 1e-8)))):
+        var[...] = jax.device_put(value.astype(np.float32), var[...].sharding)  # stays where it was
 
 
-def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
+def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
+    """Train the autoencoder data parallel on a mesh of `devices` (default: all) shaped by
+    `cfg.mesh`: its weights whole on every device, each batch split over `data` x `fsdp`."""
     ac = cfg.ae
-    model = build_autoencoder(cfg, cfg.seed)
-    opt = nnx.Optimizer(model, make_optimizer(ac.lr, ac.warmup, ac.steps), wrt=nnx.Param)
+    mesh = sharding.make_mesh(cfg.mesh, devices)
+    model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
+    tx = make_optimizer(ac.lr, ac.warmup, ac.steps)
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), tx, wrt=nnx.Param), mesh)
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
@@ -138,13 +151,15 @@ def train_autoencoder(cfg: ConfigDict, workdir: str) -> dict:
         nnx.update(model, model_state)
         nnx.update(opt, opt_state)
     logger = Logger(workdir)
-    batches = data.batches(data.clips(cfg.data, "train"), ac.batch_size, cfg.seed, start_step=start)
+    batches = data.batches(data.clips(cfg.data, "train"), ac.batch_size, cfg.seed, start, jax.process_index(),
+                           jax.process_count())
     bar = tqdm(range(start, ac.steps), initial=start, total=ac.steps, desc="autoencoder")
     tic = time.time()
     for step in bar:
-        video = jnp.asarray(next(batches)["video"])
+        video = sharding.global_batch(mesh, next(batches)["video"])  # [B, T, H, W, 3] over the batch axes
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
-        loss, aux = _ae_train_step(model, opt, video, key, ac.kl_weight)
+        with jax.set_mesh(mesh):
+            loss, aux = _ae_train_step(model, opt, video, key, ac.kl_weight)
         done = step + 1
         log_now = done % ac.log_every == 0 or done == ac.steps
         save_now = done % ac.checkpoint_every == 0 or done == ac.steps
