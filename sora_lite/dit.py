@@ -30,7 +30,7 @@ class Size:
 
 # DiT's S/B/L/XL (Peebles & Xie), plus small sizes that train on a CPU.
 SIZES = {
-    "tiny": Size(depth=2, width=64, heads=2),
+    "tiny": Size(depth=2, width=64, heads=4),  # 4 heads: Ulysses runs on a sequence=4 mesh
     "cpu": Size(depth=6, width=128, heads=4),
     "S": Size(depth=12, width=384, heads=6),
     "B": Size(depth=12, width=768, heads=12),

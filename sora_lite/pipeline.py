@@ -6,12 +6,10 @@ the DiT weights sit where their logical names say, and a long video's tokens spl
 `sequence` (Ulysses attention): the same code samples on one device or a pod.
 """
 
-import contextlib
 import math
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
@@ -106,15 +104,15 @@ class Pipeline:
         text, mask = self.text_encoder(prompts)
         key = jax.random.key(seed)
         noise = np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])
-        args = (noise, text, mask, self._null[0][0], self._null[1][0])
-        with contextlib.ExitStack() as stack:
-            if self.mesh is None:
-                args = tuple(jnp.asarray(a) for a in args)
-            else:
-                stack.enter_context(jax.set_mesh(self.mesh))  # the DiT's activation constraints read it
-                args = tuple(jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim)) for a in args[:3]) + tuple(
-                    jax.device_put(a, NamedSharding(self.mesh, PartitionSpec())) for a in args[3:])
-            video = _generate(self.dit, self.ae, *args, steps, guidance, shift)
+        null_text, null_mask = self._null[0][0], self._null[1][0]
+        if self.mesh is None:
+            video = _generate(self.dit, self.ae, noise, text, mask, null_text, null_mask, steps, guidance, shift)
+        else:  # the prompts split over the batch axes; the empty caption whole on every device
+            on_batch = lambda a: jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim))  # noqa: E731
+            everywhere = lambda a: jax.device_put(a, NamedSharding(self.mesh, PartitionSpec()))  # noqa: E731
+            with jax.set_mesh(self.mesh):  # the DiT's activation constraints read it
+                video = _generate(self.dit, self.ae, on_batch(noise), on_batch(text), on_batch(mask),
+                                  everywhere(null_text), everywhere(null_mask), steps, guidance, shift)
         video = np.asarray(video)[:count]
         if not np.isfinite(video).all():
             raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "

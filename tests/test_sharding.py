@@ -1,7 +1,6 @@
 """Tests for sora_lite.sharding on the 8 fake CPU devices: rules, meshes, parameters born
 sharded, Ulysses attention, and the tiny DiT training the same on every mesh."""
 
-import dataclasses
 import json
 import math
 import os
@@ -16,7 +15,6 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
-from sora_lite import dit as D
 from sora_lite import checkpoint, sharding, train
 from sora_lite.dit import DiT
 
@@ -142,19 +140,16 @@ MESHES = [(2, 2, 2, 1), (1, 8, 1, 1), (1, 2, 1, 4)]  # (data, fsdp, tensor, sequ
 
 @pytest.fixture(scope="module")
 def train_on_mesh(tiny_run, tmp_path_factory):
-    """Train the tiny DiT (with 4 heads, so heads divide tensor x sequence) for 6 steps on a mesh
-    of that many devices, on the session's autoencoder and cached latents; returns its logged rows."""
+    """Train the tiny DiT (4 heads: they divide tensor x sequence) for 6 steps on a mesh of that
+    many devices, on the session's autoencoder and cached latents; returns its logged rows."""
 
     def run(sizes):
         cfg = tiny_run["cfg"].copy_and_resolve_references()
-        cfg.dit.size = "tiny4"
         cfg.mesh.update(dict(zip(sharding.AXES, sizes)))
         cfg.checkpoint_every = 100  # only the final save
         workdir = str(tmp_path_factory.mktemp("mesh_" + "x".join(map(str, sizes))))
         shutil.copy(os.path.join(tiny_run["dit_dir"], "latents.npz"), workdir)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setitem(D.SIZES, "tiny4", dataclasses.replace(D.SIZES["tiny"], heads=4))
-            train.train(cfg, workdir, devices=jax.devices()[:math.prod(sizes)])
+        train.train(cfg, workdir, devices=jax.devices()[:math.prod(sizes)])
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             return [json.loads(line) for line in f]
 
