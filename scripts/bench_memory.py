@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -41,14 +42,22 @@ def main(_):
 
     from sora_lite import benchmark, sharding
 
+    try:  # every mesh first: a bad flag fails at once, in one line
+        meshes = []
+        for mesh_flag in f.mesh:
+            sizes = sharding.mesh_sizes(mesh_flag)
+            if math.prod(sizes.values()) > jax.device_count():
+                raise ValueError(f"mesh {mesh_flag} needs {math.prod(sizes.values())} devices; there are "
+                                 f"{jax.device_count()} (raise --cpu_devices)")
+            meshes.append((mesh_flag, sizes, sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(sizes.values())])))
+    except ValueError as e:
+        sys.exit(f"bench_memory.py: error: {e}")
     rows = []
     for remat in f.remat or [f.config.remat]:
-        for mesh_flag in f.mesh:
-            sizes = dict(zip(sharding.AXES, (int(v) for v in mesh_flag.split(","))))
+        for mesh_flag, sizes, mesh in meshes:
             cfg = ConfigDict(f.config.to_dict())
             cfg.remat, cfg.mesh = remat, sizes
-            mesh = sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(sizes.values())])
-            step = benchmark.Step(cfg, mesh, f.frames, f.height, f.width, batch=sizes["data"] * sizes["fsdp"])
+            step = benchmark.Step(cfg, mesh, f.frames, f.height, f.width, batch=sharding.batch_shards(mesh))
             row = {"mesh": sizes, "remat": remat, "precision": cfg.precision, "dit_size": cfg.dit.size,
                    "batch": step.batch, "tokens_per_video": step.tokens, **benchmark.memory(step)}
             rows.append(row)

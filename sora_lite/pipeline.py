@@ -6,7 +6,6 @@ the DiT weights sit where their logical names say, and a long video's tokens spl
 `sequence` (Ulysses attention): the same code samples on one device or a pod.
 """
 
-import math
 import os
 
 import jax
@@ -24,15 +23,18 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
 
 
 def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
-    # Checkpoints from before `precision` / `remat` existed trained in float32 without remat.
-    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), cfg.get("precision", "float32"),
-               cfg.get("remat", "none"), rngs=nnx.Rngs(seed))
+    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), cfg.precision, cfg.remat,
+               rngs=nnx.Rngs(seed))
+
+
+def abstract(tree):
+    """ShapeDtypeStructs (with shardings, where set) of a pytree of arrays: a restore target."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree)
 
 
 def abstract_state(module: nnx.Module):
-    """ShapeDtypeStructs (with shardings, where set) of every variable: a restore target."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-                        nnx.state(module))
+    """`abstract` of every variable of `module`."""
+    return abstract(nnx.state(module))
 
 
 def checkpoint_dir(path: str) -> str:
@@ -100,7 +102,7 @@ class Pipeline:
         shift = diffusion.timestep_shift(tokens, self.cfg.diffusion.base_tokens)
         count = len(prompts)
         if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
-            prompts += prompts[-1:] * (-count % math.prod(self.mesh.shape[a] for a in sharding.RULES["batch"]))
+            prompts += prompts[-1:] * (-count % sharding.batch_shards(self.mesh))
         text, mask = self.text_encoder(prompts)
         key = jax.random.key(seed)
         noise = np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])

@@ -39,6 +39,14 @@ RULES = {
 }
 
 
+def mesh_sizes(text: str) -> dict:
+    """"data,fsdp,tensor,sequence" (e.g. "1,8,1,1") -> {axis: size}, or a one-line ValueError."""
+    parts = text.split(",")
+    if len(parts) != len(AXES) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"a mesh is 4 positive integers data,fsdp,tensor,sequence (e.g. 1,8,1,1); got {text!r}")
+    return dict(zip(AXES, (int(p) for p in parts)))
+
+
 def make_mesh(cfg, devices=None) -> jax.sharding.Mesh:
     """A mesh with AXES sized by cfg.data/fsdp/tensor/sequence; -1 takes all remaining devices."""
     devices = jax.devices() if devices is None else list(devices)
@@ -71,6 +79,11 @@ def param_shardings(state, mesh):
     """NamedShardings for an nnx.State (parameters or optimizer state) from its logical names
     (flax keeps them in each variable's `out_sharding` metadata); unnamed variables are replicated."""
     return jax.tree.map(lambda spec: NamedSharding(mesh, logical_to_mesh(spec)), nnx.get_partition_spec(state))
+
+
+def batch_shards(mesh) -> int:
+    """How many ways a batch splits on `mesh` (its size must be a multiple of this)."""
+    return math.prod(mesh.shape[a] for a in _axes(RULES["batch"]))
 
 
 def batch_sharding(mesh, ndim: int) -> NamedSharding:

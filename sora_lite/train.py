@@ -23,7 +23,7 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from sora_lite import autoencoder, checkpoint, data, diffusion, metrics, patchify, sharding
-from sora_lite.pipeline import Pipeline, abstract_state, build_dit
+from sora_lite.pipeline import Pipeline, abstract, abstract_state, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite import video as video_io
 
@@ -49,13 +49,13 @@ class Logger:
             f.write(json.dumps(row) + "\n")
 
 
-def _finite(step: int, lr_flag: str, **values) -> tuple[float, ...]:
-    """The values as floats, or a one-line FloatingPointError naming the step."""
-    floats = tuple(float(v) for v in values.values())
-    if not all(np.isfinite(floats)):
-        raise FloatingPointError(f"non-finite {' or '.join(values)} at step {step}: training stopped, the newest "
-                                 f"checkpoint on disk is finite; lower {lr_flag} and rerun to resume")
-    return floats
+def _finite_ae_loss(step: int, loss) -> float:
+    """The autoencoder's loss as a float, or a one-line FloatingPointError naming the step."""
+    loss = float(loss)
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at step {step}: training stopped, the newest checkpoint on "
+                                 "disk is finite; lower --config.ae.lr and rerun to resume")
+    return loss
 
 
 # ----------------------------------------------------------------------------- autoencoder
@@ -164,7 +164,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         log_now = done % ac.log_every == 0 or done == ac.steps
         save_now = done % ac.checkpoint_every == 0 or done == ac.steps
         if log_now or save_now:  # a non-finite state must never reach a checkpoint
-            (loss,) = _finite(done, "--config.ae.lr", loss=loss)
+            loss = _finite_ae_loss(done, loss)
         if log_now:
             rate = min(ac.log_every, done - start) / (time.time() - tic)
             tic = time.time()
@@ -220,10 +220,6 @@ class LatentSource:
 
     def __getitem__(self, i):
         return {"latent": self.latent[i], "caption_id": self.caption_id[i]}
-
-
-def _abstract(tree):
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
 def _check_nonfinite(progress: dict, allowed: int):
@@ -289,6 +285,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     if not cfg.ae.checkpoint:
         raise ValueError("set --config.ae.checkpoint to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one)")
+    if cfg.nonfinite_skips < 0:
+        raise ValueError(f"nonfinite_skips must be >= 0 (0 stops at the first NaN/Inf step); got {cfg.nonfinite_skips}")
     ae = load_autoencoder(cfg.ae.checkpoint)
     cfg = ConfigDict(cfg.to_dict())
     # The autoencoder's own architecture (it carries its config), so the DiT checkpoint rebuilds it.
@@ -323,8 +321,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     if mngr.latest_step() is not None:
         start, saved_model, saved_train = checkpoint.restore(
             _ckpt_dir(workdir), {"dit": abstract_state(ema), "ae": abstract_state(ae)},
-            {"dit": abstract_state(model), "opt": abstract_state(opt), "rng": _abstract(rng),
-             "progress": _abstract(progress)})
+            {"dit": abstract_state(model), "opt": abstract_state(opt), "rng": abstract(rng),
+             "progress": abstract(progress)})
         checkpoint.discard_newer(mngr, start)  # steps past it were unreadable: they would block new saves
         nnx.update(ema, saved_model["dit"])
         nnx.update(model, saved_train["dit"])

@@ -16,7 +16,7 @@ def _step(mesh_sizes, frames=5, height=32, width=32, remat="none"):
     cfg.remat = remat
     sizes = dict(zip(sharding.AXES, mesh_sizes))
     mesh = sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(mesh_sizes)])
-    return benchmark.Step(cfg, mesh, frames, height, width, batch=sizes["data"] * sizes["fsdp"])
+    return benchmark.Step(cfg, mesh, frames, height, width, batch=sharding.batch_shards(mesh))
 
 
 def test_model_flops_follow_the_formula():

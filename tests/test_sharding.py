@@ -186,3 +186,10 @@ def test_autoencoder_trains_data_parallel_with_the_same_losses(tiny_run, tmp_pat
     eight = train.load_autoencoder(tiny_run["ae_dir"])  # written from the 8-device mesh
     assert eight.encoder.out.kernel.get_metadata()["out_sharding"] == ("ae_in", "ae_out")
     np.testing.assert_allclose(train.load_autoencoder(workdir).latent_scale[...], eight.latent_scale[...], rtol=1e-4)
+
+
+def test_mesh_sizes_parses_four_positive_integers():
+    assert sharding.mesh_sizes("1,8,1,1") == dict(data=1, fsdp=8, tensor=1, sequence=1)
+    for bad in ("1,8", "1,8,1,x", "1,0,1,1", "-1,8,1,1"):
+        with pytest.raises(ValueError, match=r"a mesh is 4 positive integers data,fsdp,tensor,sequence"):
+            sharding.mesh_sizes(bad)

@@ -163,3 +163,10 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
         np.testing.assert_allclose(r["loss"], original[r["step"]]["loss"], rtol=1e-6)
     step, model, _ = _restore_dit_run(workdir, cfg)
     assert step == newest and all(np.isfinite(x).all() for x in jax.tree.leaves(model))
+
+
+def test_negative_nonfinite_skips_is_a_one_line_error(tiny_run):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.nonfinite_skips = -1
+    with pytest.raises(ValueError, match=r"^nonfinite_skips must be >= 0 \(0 stops at the first NaN/Inf step\); got -1$"):
+        train.train(cfg, "/nonexistent")
