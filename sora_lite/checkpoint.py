@@ -104,12 +104,23 @@ def _tuples(d):
 
 
 def export(directory: str, out: str) -> int:
-    """Copy the newest readable step's `config` and `model` items (all that sampling needs)
-    from a training checkpoint directory to `out`, dropping optimizer state. Returns the step."""
-    cfg, step = read_config(directory)
-    src = os.path.join(os.path.abspath(directory), str(step))
-    dst = os.path.join(os.path.abspath(out), str(step))
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    shutil.copytree(src, dst, ignore=lambda d, names: ["train"] if d == src else [])
-    return step
+    """Copy the newest step whose `config` and `model` items both read back (all that sampling
+    needs) from a training checkpoint directory to `out`, dropping optimizer state. The copy
+    is made beside `out` and swapped in whole, so a failed export leaves the old one. Returns
+    the step."""
+    mngr = _open_existing(directory)
+    for step in _steps_newest_first(mngr):
+        try:  # reads every byte that will be copied, so a corrupt model item is never exported
+            mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(), model=ocp.args.StandardRestore()))
+        except Exception as e:  # noqa: BLE001
+            _warn_fallback(directory, step, e)
+            continue
+        src = os.path.join(os.path.abspath(directory), str(step))
+        tmp = os.path.abspath(out) + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+        return step
+    raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
+                          "retrain or point to another directory")

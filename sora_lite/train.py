@@ -34,11 +34,22 @@ def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0
 
 
 class Logger:
-    """Appends one JSON object per logged step to `workdir/metrics.jsonl`."""
+    """Appends one JSON object per logged step to `workdir/metrics.jsonl`.
 
-    def __init__(self, workdir: str):
+    A run that starts at step `start` (a resume) first drops the rows logged after it, and any
+    line cut short by a kill: those steps are run again, so each step appears once."""
+
+    def __init__(self, workdir: str, start: int):
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
+        if jax.process_index() != 0 or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            lines = f.read().split("\n")[:-1]  # a killed run may leave a last line without its newline
+        kept = [line for line in lines if json.loads(line)["step"] <= start]
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(line + "\n" for line in kept)
+        os.replace(self.path + ".tmp", self.path)  # the old log stays whole until the new one is
 
     def log(self, step: int, **values):
         if jax.process_index() != 0:  # one log per run, however many hosts
@@ -150,7 +161,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         checkpoint.discard_newer(mngr, start)
         nnx.update(model, model_state)
         nnx.update(opt, opt_state)
-    logger = Logger(workdir)
+    logger = Logger(workdir, start)
     batches = data.batches(data.clips(cfg.data, "train"), ac.batch_size, cfg.seed, start, jax.process_index(),
                            jax.process_count())
     bar = tqdm(range(start, ac.steps), initial=start, total=ac.steps, desc="autoencoder")
@@ -337,7 +348,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         checkpoint.save(mngr, step, cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
                         {"dit": nnx.state(model), "opt": nnx.state(opt), "rng": rng, "progress": progress})
 
-    logger = Logger(workdir)
+    logger = Logger(workdir, start)
     pipe = Pipeline(ema, ae, cfg, text_encoder, mesh)  # samples on the training mesh
     batches = latent_batches(encoded, cfg.batch_size, cfg.seed, int(progress["data_step"]))
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="dit")

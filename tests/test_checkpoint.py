@@ -144,3 +144,13 @@ def test_export_keeps_config_and_model_only(two_steps, tmp_path):
     step, model, _ = ck.restore(out, _target())
     assert step == 2
     _assert_state_equal(model["net"], states[1])
+
+
+def test_export_skips_a_step_whose_model_is_corrupt(two_steps, tmp_path):
+    d, states = two_steps
+    out = str(tmp_path / "export")
+    _break_model_item(d, 2)  # its config still reads: only restoring the model shows the damage
+    assert ck.read_config(d)[1] == 2
+    with pytest.warns(UserWarning, match="checkpoint step 2 .* is unreadable"):
+        assert ck.export(d, out) == 1
+    _assert_state_equal(ck.restore(out, _target())[1]["net"], states[0])

@@ -85,6 +85,15 @@ def test_ema_differs_from_raw_weights_and_lags_them(tiny_run):
         np.testing.assert_array_equal(a, b)
 
 
+def test_logger_on_resume_drops_later_rows_and_a_cut_line(tmp_path):
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 6))
+        f.write('{"step": 6, "lo')  # a kill mid-write
+    logger = train.Logger(str(tmp_path), start=3)
+    logger.log(4, loss=0.5)
+    assert [(r["step"], r["loss"]) for r in _rows(tmp_path)] == [(1, 1.0), (2, 0.5), (3, 1 / 3), (4, 0.5)]
+
+
 def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "dit")
@@ -157,9 +166,9 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
     os.remove(largest)
     with pytest.warns(UserWarning, match=rf"checkpoint step {newest} in .* is unreadable"):
         train.train(cfg, workdir)
-    rerun = _rows(workdir)[len(original):]
-    assert [r["step"] for r in rerun] == list(range(previous + 1, cfg.steps + 1))
-    for r in rerun:  # resumed exactly: the same losses as the first time through these steps
+    rows = _rows(workdir)
+    assert [r["step"] for r in rows] == list(range(1, cfg.steps + 1))  # the redone steps replace their rows
+    for r in rows[previous:]:  # resumed exactly: the same losses as the first time through these steps
         np.testing.assert_allclose(r["loss"], original[r["step"]]["loss"], rtol=1e-6)
     step, model, _ = _restore_dit_run(workdir, cfg)
     assert step == newest and all(np.isfinite(x).all() for x in jax.tree.leaves(model))
