@@ -35,14 +35,8 @@ def save(mngr: ocp.CheckpointManager, step: int, config: ConfigDict, model, trai
 
 def read_config(directory: str) -> tuple[ConfigDict, int]:
     """The config and step of the newest readable checkpoint in `directory`."""
-    mngr = _open_existing(directory)
-    for step in _steps_newest_first(mngr):
-        try:
-            cfg = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
-            return ConfigDict(_tuples(cfg)), step
-        except Exception as e:  # noqa: BLE001 - any failure means this step is unreadable
-            _warn_fallback(directory, step, e)
-    raise CheckpointError(f"no readable checkpoint in {directory}: retrain or point to another directory")
+    step, out = _restore_newest(directory, {"config": ocp.args.JsonRestore()})
+    return ConfigDict(_tuples(out["config"])), step
 
 
 def restore(directory: str, model_target, train_target=None, step: int | None = None):
@@ -51,16 +45,21 @@ def restore(directory: str, model_target, train_target=None, step: int | None = 
     Targets are abstract pytrees (`jax.ShapeDtypeStruct`s, optionally with shardings), so
     a checkpoint saved on one mesh restores onto any other. Returns (step, model, train).
     """
+    items = {"model": ocp.args.StandardRestore(model_target)}
+    if train_target is not None:
+        items["train"] = ocp.args.StandardRestore(train_target)
+    step, out = _restore_newest(directory, items, step)
+    return step, out["model"], out.get("train") if train_target is not None else None
+
+
+def _restore_newest(directory: str, items: dict, step: int | None = None):
+    """(step, restored items) of the newest step (or only `step`) whose `items` all read back,
+    warning for each step skipped as unreadable."""
     mngr = _open_existing(directory)
-    steps = [step] if step is not None else _steps_newest_first(mngr)
-    for s in steps:
-        items = {"model": ocp.args.StandardRestore(model_target)}
-        if train_target is not None:
-            items["train"] = ocp.args.StandardRestore(train_target)
+    for s in [step] if step is not None else _steps_newest_first(mngr):
         try:
-            out = mngr.restore(s, args=ocp.args.Composite(**items))
-            return s, out["model"], out.get("train") if train_target is not None else None
-        except Exception as e:  # noqa: BLE001
+            return s, mngr.restore(s, args=ocp.args.Composite(**items))
+        except Exception as e:  # noqa: BLE001 - any failure means this step is unreadable
             _warn_fallback(directory, s, e)
     raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
                           "retrain or point to another directory")
@@ -108,19 +107,12 @@ def export(directory: str, out: str) -> int:
     needs) from a training checkpoint directory to `out`, dropping optimizer state. The copy
     is made beside `out` and swapped in whole, so a failed export leaves the old one. Returns
     the step."""
-    mngr = _open_existing(directory)
-    for step in _steps_newest_first(mngr):
-        try:  # reads every byte that will be copied, so a corrupt model item is never exported
-            mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(), model=ocp.args.StandardRestore()))
-        except Exception as e:  # noqa: BLE001
-            _warn_fallback(directory, step, e)
-            continue
-        src = os.path.join(os.path.abspath(directory), str(step))
-        tmp = os.path.abspath(out) + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-        return step
-    raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
-                          "retrain or point to another directory")
+    # Restoring the model item reads every byte that will be copied: a corrupt one is never exported.
+    step, _ = _restore_newest(directory, {"config": ocp.args.JsonRestore(), "model": ocp.args.StandardRestore()})
+    src = os.path.join(os.path.abspath(directory), str(step))
+    tmp = os.path.abspath(out) + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return step
