@@ -22,6 +22,11 @@ def get_config() -> ConfigDict:
     c.ae.steps = 4000
     c.ae.batch_size = 8
     c.ae.lr = 1e-3
+    # Then the decoder alone on the frozen encoder's latents (squared error): sharper videos,
+    # same latents. 0 skips it.
+    c.ae.decoder_steps = 3000
+    c.ae.decoder_batch_size = 4
+    c.ae.decoder_lr = 2e-3
     c.ae.warmup = 200
     c.ae.log_every = 50
     c.ae.checkpoint_every = 500

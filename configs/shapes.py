@@ -13,6 +13,7 @@ def get_config():
     c = base.get_config()
     c.data.train_size = 20_000
     c.ae.steps = 2500
+    c.ae.decoder_steps = 6000
     c.dit.size = "cpu"
     c.lr = 5e-4
     c.warmup = 300

@@ -9,8 +9,8 @@ from configs import base
 def get_config():
     c = base.get_config()
     c.data.update(frames=5, height=16, width=16, train_size=256)
-    c.ae.update(widths=(16, 32), latent_channels=4, steps=4, batch_size=8, log_every=2,
-                checkpoint_every=2, warmup=1)
+    c.ae.update(widths=(16, 32), latent_channels=4, steps=4, batch_size=8, decoder_steps=2, decoder_batch_size=8,
+                log_every=2, checkpoint_every=2, warmup=1)
     c.text.max_len = 12
     c.dit.size = "tiny"
     c.sample.steps = 4

@@ -198,3 +198,13 @@ def loss_fn(model: Autoencoder, video, key, kl_weight: float):
     l2 = jnp.square(recon - video).mean()
     kl = 0.5 * jnp.mean(jnp.square(mean) + jnp.exp(logvar) - 1.0 - logvar)
     return l1 + l2 + kl_weight * kl, {"l1": l1, "l2": l2, "kl": kl}
+
+
+# The decoder-only phase trains these; the encoder, and so the latents the DiT learns, stay fixed.
+DECODER = nnx.All(nnx.Param, nnx.PathContains("decoder"))
+
+
+def decoder_loss_fn(model: Autoencoder, mean, video):
+    """Squared error of decoding the frozen encoder's mean latent [B, t, h, w, C]. Without L1's
+    constant pull on the (already right) black background, the gradient goes to shape edges."""
+    return jnp.square(model.decode(mean) - video).mean()

@@ -100,6 +100,15 @@ def _ae_train_step(model, opt, video, key, kl_weight):
     return loss, aux
 
 
+@nnx.jit(donate_argnums=(0, 1))
+def _decoder_train_step(model, opt, video):
+    mean, _ = model.encode(video)  # [B, t, h, w, C], outside the gradient: the encoder is frozen
+    loss, grads = nnx.value_and_grad(autoencoder.decoder_loss_fn, argnums=nnx.DiffState(0, autoencoder.DECODER))(
+        model, mean, video)
+    opt.update(model, grads)
+    return loss, {"l2": loss}
+
+
 @nnx.jit
 def _ae_reconstruct(model, video):
     return model.decode(model.encode(video)[0])
@@ -147,33 +156,57 @@ def set_latent_stats(model, cfg: ConfigDict, num_batches: int = 16):
 
 def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     """Train the autoencoder data parallel on a mesh of `devices` (default: all) shaped by
-    `cfg.mesh`: its weights whole on every device, each batch split over `data` x `fsdp`."""
+    `cfg.mesh`: its weights whole on every device, each batch split over `data` x `fsdp`.
+
+    Two phases on one step count: `ae.steps` of the whole VAE (L1 + L2 + KL), after which the
+    latent statistics are set; then `ae.decoder_steps` of the decoder alone on the frozen
+    encoder's latents (`autoencoder.decoder_loss_fn`), which sharpens reconstructions without
+    moving the latents a DiT trains on."""
     ac = cfg.ae
+    if ac.steps < 1 or ac.decoder_steps < 0:
+        raise ValueError(f"ae.steps must be >= 1 and ae.decoder_steps >= 0; got {ac.steps} and {ac.decoder_steps}")
+    total = ac.steps + ac.decoder_steps
     mesh = sharding.make_mesh(cfg.mesh, devices)
     model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
-    tx = make_optimizer(ac.lr, ac.warmup, ac.steps)
-    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), tx, wrt=nnx.Param), mesh)
+    opts = {  # both in every checkpoint, so either phase resumes from one
+        "vae": (make_optimizer(ac.lr, ac.warmup, ac.steps), nnx.Param),
+        "decoder": (make_optimizer(ac.decoder_lr, ac.warmup, ac.decoder_steps), autoencoder.DECODER)}
+    opts = {k: sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), tx, wrt=wrt), mesh)
+            for k, (tx, wrt) in opts.items()}
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
         start, model_state, opt_state = checkpoint.restore(
-            _ckpt_dir(workdir), abstract_state(model), abstract_state(opt))
+            _ckpt_dir(workdir), abstract_state(model), {k: abstract_state(o) for k, o in opts.items()})
         checkpoint.discard_newer(mngr, start)
         nnx.update(model, model_state)
-        nnx.update(opt, opt_state)
+        for k, o in opts.items():
+            nnx.update(o, opt_state[k])
     logger = Logger(workdir, start)
-    batches = data.batches(data.clips(cfg.data, "train"), ac.batch_size, cfg.seed, start, jax.process_index(),
-                           jax.process_count())
-    bar = tqdm(range(start, ac.steps), initial=start, total=ac.steps, desc="autoencoder")
+    clips = data.clips(cfg.data, "train")
+
+    def stream(step):
+        """This process's batches from `step` on, in the phase `step` belongs to."""
+        vae = step < ac.steps
+        return data.batches(clips, ac.batch_size if vae else ac.decoder_batch_size, cfg.seed,
+                            step if vae else step - ac.steps, jax.process_index(), jax.process_count())
+
+    batches = stream(start)
+    bar = tqdm(range(start, total), initial=start, total=total, desc="autoencoder")
     tic = time.time()
     for step in bar:
+        if step == ac.steps:
+            batches = stream(step)
         video = sharding.global_batch(mesh, next(batches)["video"])  # [B, T, H, W, 3] over the batch axes
-        key = jax.random.fold_in(jax.random.key(cfg.seed), step)
         with jax.set_mesh(mesh):
-            loss, aux = _ae_train_step(model, opt, video, key, ac.kl_weight)
+            if step < ac.steps:
+                key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+                loss, aux = _ae_train_step(model, opts["vae"], video, key, ac.kl_weight)
+            else:
+                loss, aux = _decoder_train_step(model, opts["decoder"], video)
         done = step + 1
-        log_now = done % ac.log_every == 0 or done == ac.steps
-        save_now = done % ac.checkpoint_every == 0 or done == ac.steps
+        log_now = done % ac.log_every == 0 or done == total
+        save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total)
         if log_now or save_now:  # a non-finite state must never reach a checkpoint
             loss = _finite_ae_loss(done, loss)
         if log_now:
@@ -184,10 +217,10 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         if save_now:
             if done == ac.steps:
                 set_latent_stats(model, cfg)
-            checkpoint.save(mngr, done, cfg, nnx.state(model), nnx.state(opt))
+            checkpoint.save(mngr, done, cfg, nnx.state(model), {k: nnx.state(o) for k, o in opts.items()})
     mngr.wait_until_finished()
     result = evaluate_autoencoder(model, cfg)
-    logger.log(ac.steps, **result)
+    logger.log(total, **result)
     with open(os.path.join(workdir, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result
