@@ -24,17 +24,70 @@ def _steps_on_disk(workdir):
 
 def test_autoencoder_logs_checkpoints_and_eval(tiny_run):
     cfg, ae_dir = tiny_run["cfg"], tiny_run["ae_dir"]
+    total = cfg.ae.steps + cfg.ae.decoder_steps
     rows = _rows(ae_dir)
     logged = [r for r in rows if "loss" in r]
-    assert [r["step"] for r in logged] == list(range(cfg.ae.log_every, cfg.ae.steps + 1, cfg.ae.log_every))
-    assert all(np.isfinite(r["loss"]) and {"l1", "l2", "kl"} <= set(r) for r in logged)
+    assert [r["step"] for r in logged] == list(range(cfg.ae.log_every, total + 1, cfg.ae.log_every))
+    assert all(np.isfinite(r["loss"]) for r in logged)
+    vae, decoder = [r for r in logged if r["step"] <= cfg.ae.steps], [r for r in logged if r["step"] > cfg.ae.steps]
+    assert vae and decoder
+    assert all({"l1", "l2", "kl"} <= set(r) for r in vae)
+    assert all(set(r) == {"step", "loss", "steps_per_s", "l2"} and r["loss"] == r["l2"] for r in decoder)
     evals = [r for r in rows if "psnr" in r]
-    assert len(evals) == 1 and evals[0]["step"] == cfg.ae.steps
+    assert len(evals) == 1 and evals[0]["step"] == total
     result = tiny_run["ae_result"]
-    assert np.isfinite(result["psnr"]) and 0 <= result["recon_accuracy"] <= 1
+    assert np.isfinite(result["psnr"]) and 0 <= result["recon_accuracy"] <= 100
     with open(os.path.join(ae_dir, "eval.json")) as f:
         assert json.load(f) == result
-    assert _steps_on_disk(ae_dir) == list(range(cfg.ae.checkpoint_every, cfg.ae.steps + 1, cfg.ae.checkpoint_every))
+    assert _steps_on_disk(ae_dir) == list(range(cfg.ae.checkpoint_every, total + 1, cfg.ae.checkpoint_every))
+
+
+def _restore_ae_run(workdir, cfg, step=None):
+    """The autoencoder's state at `step` (default: the newest) of an autoencoder workdir."""
+    ae = nnx.eval_shape(lambda: train.build_autoencoder(cfg))
+    return checkpoint.restore(os.path.join(workdir, "checkpoints"), abstract_state(ae), step=step)[1]
+
+
+def test_decoder_phase_trains_the_decoder_only(tiny_run):
+    """The latents a DiT learns (encoder, latent statistics) are those the VAE phase ended with."""
+    cfg, ae_dir = tiny_run["cfg"], tiny_run["ae_dir"]
+    after_vae, final = _restore_ae_run(ae_dir, cfg, cfg.ae.steps), _restore_ae_run(ae_dir, cfg)
+    for name in ("encoder", "latent_shift", "latent_scale"):
+        for a, b in zip(jax.tree.leaves(after_vae[name]), jax.tree.leaves(final[name])):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(after_vae["decoder"]),
+                                                        jax.tree.leaves(final["decoder"]))]
+    assert all(changed), f"{changed.count(False)} decoder arrays did not train"
+
+
+def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "ae")
+    shutil.copytree(tiny_run["ae_dir"], workdir)
+    total = cfg.ae.steps + cfg.ae.decoder_steps
+    shutil.rmtree(os.path.join(workdir, "checkpoints", str(total)))  # resumes where the decoder phase starts
+    train.train_autoencoder(cfg, workdir)
+    original = _rows(tiny_run["ae_dir"])
+    rows = _rows(workdir)
+    assert [r["step"] for r in rows] == [r["step"] for r in original]  # each step once, then the eval
+    for new, old in zip(rows, original):
+        for key in set(old) - {"steps_per_s"}:
+            np.testing.assert_allclose(new[key], old[key], rtol=1e-6, err_msg=f"{key} at step {old['step']}")
+    resumed, uninterrupted = _restore_ae_run(workdir, cfg), _restore_ae_run(tiny_run["ae_dir"], cfg)
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    cfg.ae.decoder_steps += 2  # now resumes inside the decoder phase, with its optimizer's saved state
+    train.train_autoencoder(cfg, workdir)
+    logged = [r["step"] for r in _rows(workdir) if "loss" in r]
+    assert logged == list(range(cfg.ae.log_every, total + 3, cfg.ae.log_every))
+    assert _steps_on_disk(workdir)[-1] == total + 2
+
+
+def test_bad_autoencoder_step_counts_are_a_one_line_error(tiny_run):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.ae.decoder_steps = -1
+    with pytest.raises(ValueError, match=r"^ae.steps must be >= 1 and ae.decoder_steps >= 0; got 4 and -1$"):
+        train.train_autoencoder(cfg, "/nonexistent")
 
 
 def test_autoencoder_checkpoint_holds_latent_statistics(tiny_run):
