@@ -19,4 +19,7 @@ def get_config():
     c.warmup = 300
     c.steps = 8000
     c.sample_every = 2000
+    # Lower than base's 4.0: with this sharper decoder 4.0 rounds squares into circles
+    # (seen-prompt accuracy over guidance 1.5/2/2.5/3/4: 97.7/96.1/96.1/91.4/86.7%; model card).
+    c.sample.guidance = 2.5
     return c
