@@ -3,7 +3,8 @@
 python scripts/train_autoencoder.py --config configs/shapes.py --workdir runs/shapes_ae
 python scripts/train.py --config configs/shapes.py --workdir runs/shapes \
     --config.ae.checkpoint=runs/shapes_ae
-Hardware, runtime and results: sora_lite/assets/default/MODEL_CARD.md.
+On a 2-core CPU: 31.6 min and 73.5 min; PSNR 32.5 dB, prompt accuracy 96.1% seen and
+93.8% held-out. Details: sora_lite/assets/default/MODEL_CARD.md.
 """
 
 from configs import base
