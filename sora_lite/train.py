@@ -60,12 +60,13 @@ class Logger:
             f.write(json.dumps(row) + "\n")
 
 
-def _finite_ae_loss(step: int, loss) -> float:
-    """The autoencoder's loss as a float, or a one-line FloatingPointError naming the step."""
+def _finite_ae_loss(step: int, loss, lr_key: str) -> float:
+    """The autoencoder's loss as a float, or a one-line FloatingPointError naming the step and
+    the learning rate (`lr_key`) of its phase."""
     loss = float(loss)
     if not np.isfinite(loss):
         raise FloatingPointError(f"non-finite loss at step {step}: training stopped, the newest checkpoint on "
-                                 "disk is finite; lower --config.ae.lr and rerun to resume")
+                                 f"disk is finite; lower --config.{lr_key} and rerun to resume")
     return loss
 
 
@@ -208,7 +209,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         log_now = done % ac.log_every == 0 or done == total
         save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total)
         if log_now or save_now:  # a non-finite state must never reach a checkpoint
-            loss = _finite_ae_loss(done, loss)
+            loss = _finite_ae_loss(done, loss, "ae.lr" if step < ac.steps else "ae.decoder_lr")
         if log_now:
             rate = min(ac.log_every, done - start) / (time.time() - tic)
             tic = time.time()

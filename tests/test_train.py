@@ -83,6 +83,17 @@ def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_pat
     assert _steps_on_disk(workdir)[-1] == total + 2
 
 
+def test_non_finite_decoder_phase_stops_with_one_line_naming_its_lr(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    workdir = str(tmp_path / "ae")
+    shutil.copytree(tiny_run["ae_dir"], workdir)
+    last_good = cfg.ae.steps + cfg.ae.decoder_steps
+    cfg.ae.decoder_steps, cfg.ae.decoder_lr = cfg.ae.decoder_steps + 4, 1e30  # resumes, then overflows at once
+    with pytest.raises(FloatingPointError, match=r"^non-finite loss at step \d+: .*lower --config.ae.decoder_lr and"):
+        train.train_autoencoder(cfg, workdir)
+    assert _steps_on_disk(workdir)[-1] == last_good  # nothing non-finite was saved
+
+
 def test_bad_autoencoder_step_counts_are_a_one_line_error(tiny_run):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     cfg.ae.decoder_steps = -1
