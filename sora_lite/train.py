@@ -169,11 +169,11 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     total = ac.steps + ac.decoder_steps
     mesh = sharding.make_mesh(cfg.mesh, devices)
     model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
+    phases = {"vae": (ac.lr, ac.steps, nnx.Param), "decoder": (ac.decoder_lr, ac.decoder_steps, autoencoder.DECODER)}
     opts = {  # both in every checkpoint, so either phase resumes from one
-        "vae": (make_optimizer(ac.lr, ac.warmup, ac.steps), nnx.Param),
-        "decoder": (make_optimizer(ac.decoder_lr, ac.warmup, ac.decoder_steps), autoencoder.DECODER)}
-    opts = {k: sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), tx, wrt=wrt), mesh)
-            for k, (tx, wrt) in opts.items()}
+        k: sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), make_optimizer(lr, ac.warmup, n),
+                                                       wrt=wrt), mesh)
+        for k, (lr, n, wrt) in phases.items()}
     mngr = checkpoint.manager(_ckpt_dir(workdir), cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
@@ -198,9 +198,10 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     for step in bar:
         if step == ac.steps:
             batches = stream(step)
+        vae = step < ac.steps
         video = sharding.global_batch(mesh, next(batches)["video"])  # [B, T, H, W, 3] over the batch axes
         with jax.set_mesh(mesh):
-            if step < ac.steps:
+            if vae:
                 key = jax.random.fold_in(jax.random.key(cfg.seed), step)
                 loss, aux = _ae_train_step(model, opts["vae"], video, key, ac.kl_weight)
             else:
@@ -209,7 +210,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         log_now = done % ac.log_every == 0 or done == total
         save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total)
         if log_now or save_now:  # a non-finite state must never reach a checkpoint
-            loss = _finite_ae_loss(done, loss, "ae.lr" if step < ac.steps else "ae.decoder_lr")
+            loss = _finite_ae_loss(done, loss, "ae.lr" if vae else "ae.decoder_lr")
         if log_now:
             rate = min(ac.log_every, done - start) / (time.time() - tic)
             tic = time.time()
