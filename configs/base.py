@@ -1,6 +1,11 @@
 """Every default of sora_lite, once. Other configs import this and override a few keys.
 
-Train: python scripts/train.py --config configs/base.py --workdir runs/base
+Each stage's architecture (what its checkpoint needs to rebuild the model) is a section
+apart from how that stage trains: `ae` / `ae_train` for the autoencoder, `dit` / `train`
+for the DiT, which points at a trained autoencoder with `train.autoencoder`.
+
+python scripts/train_autoencoder.py --config configs/base.py --workdir runs/base_ae
+python scripts/train.py --config configs/base.py --workdir runs/base --config.train.autoencoder=runs/base_ae
 """
 
 from ml_collections import ConfigDict
@@ -10,32 +15,31 @@ def get_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
 
-    c.data = ConfigDict(dict(dir="data", frames=17, height=32, width=32, train_size=50_000))
-
-    c.ae = ConfigDict()
-    c.ae.space_factor = 4  # 4 or 8; needs log2(space_factor) widths
-    c.ae.widths = (64, 128)
-    c.ae.blocks = 1  # residual blocks per encoder stage (decoder: one more)
-    c.ae.latent_channels = 16
-    c.ae.kl_weight = 1e-6
-    c.ae.checkpoint = ""  # autoencoder checkpoint dir used by DiT training
-    c.ae.steps = 4000
-    c.ae.batch_size = 8
-    c.ae.lr = 1e-3
-    # Then the decoder alone on the frozen encoder's latents (squared error): sharper videos,
-    # same latents. 0 skips it.
-    c.ae.decoder_steps = 3000
-    c.ae.decoder_batch_size = 4
-    c.ae.decoder_lr = 2e-3
-    c.ae.warmup = 200
-    c.ae.log_every = 50
-    c.ae.checkpoint_every = 500
-
+    # Moving Shapes at a mixture of shapes, "FRAMESxHEIGHTxWIDTH:WEIGHT,..." (a weight is that
+    # entry's share of the steps; each step's batch is one entry). The first entry is the
+    # model's default sampling shape. `train_size` clips in all, split by weight.
+    c.data = ConfigDict(dict(dir="data", mixture="17x32x32", train_size=50_000))
     c.text = ConfigDict(dict(max_len=16))
 
-    c.dit = ConfigDict()
-    c.dit.size = "S"
-    c.dit.patch = (1, 2, 2)  # (pt, ph, pw) over latent (t, h, w)
+    # The autoencoder's architecture.
+    c.ae = ConfigDict(dict(space_factor=4,  # 4 or 8; needs log2(space_factor) widths
+                           widths=(64, 128),
+                           blocks=1,  # residual blocks per encoder stage (decoder: one more)
+                           latent_channels=16))
+    # How scripts/train_autoencoder.py trains it: the whole VAE for `steps`, then the decoder
+    # alone on the frozen encoder's latents (squared error) for `decoder_steps`: sharper videos,
+    # same latents; 0 skips that phase. Batch sizes are those of the mixture's first entry;
+    # the other entries' batches carry as many latent frames x pixels, rounded to a multiple of
+    # the mesh's batch shards.
+    c.ae_train = ConfigDict(dict(steps=4000, batch_size=8, lr=1e-3, kl_weight=1e-6,
+                                 decoder_steps=3000, decoder_batch_size=4, decoder_lr=2e-3,
+                                 warmup=200, log_every=50, checkpoint_every=500))
+
+    # The DiT's architecture and compute.
+    c.dit = ConfigDict(dict(size="S",
+                            patch=(1, 2, 2),  # (pt, ph, pw) over latent (t, h, w)
+                            precision="float32",  # compute dtype: float32 or bfloat16 (weights stay float32)
+                            remat="none"))  # what blocks recompute in the backward pass: none, dots or full
 
     c.diffusion = ConfigDict()
     c.diffusion.logit_mean = 0.0
@@ -45,23 +49,19 @@ def get_config() -> ConfigDict:
 
     c.sample = ConfigDict(dict(steps=25, guidance=4.0))
 
+    # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
+    # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,
+    # rounded to a multiple of the mesh's batch shards.
+    c.train = ConfigDict(dict(
+        autoencoder="",  # a scripts/train_autoencoder.py workdir
+        steps=10_000, batch_size=32, lr=3e-4, warmup=500, weight_decay=0.01, grad_clip=1.0,
+        ema_decay=0.999,
+        nonfinite_skips=0,  # NaN/Inf steps whose update is dropped before the run stops (counted in metrics)
+        log_every=50, checkpoint_every=1000,
+        sample_every=2000,  # sample videos of every mixture shape; 0: never
+        eval_at_end=True))  # prompt accuracy at every mixture shape, and on the held-out vocabulary
+
     # Device mesh (sora_lite/sharding.py); -1 = all remaining devices. On one device all are 1.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
-
-    c.precision = "float32"  # DiT compute dtype: float32 or bfloat16 (weights and optimizer stay float32)
-    c.remat = "none"  # what DiT blocks recompute in the backward pass: none, dots or full
-
-    c.steps = 10_000
-    c.batch_size = 32
-    c.lr = 3e-4
-    c.warmup = 500
-    c.weight_decay = 0.01
-    c.grad_clip = 1.0
-    c.ema_decay = 0.999
-    c.nonfinite_skips = 0  # NaN/Inf steps whose update is dropped before the run stops (counted in metrics)
-    c.log_every = 50
-    c.checkpoint_every = 1000
-    c.sample_every = 2000
     c.keep_checkpoints = 3
-    c.eval_at_end = True
     return c

@@ -53,12 +53,12 @@ def main(_):
     except ValueError as e:
         sys.exit(f"bench_memory.py: error: {e}")
     rows = []
-    for remat in f.remat or [f.config.remat]:
+    for remat in f.remat or [f.config.dit.remat]:
         for mesh_flag, sizes, mesh in meshes:
             cfg = ConfigDict(f.config.to_dict())
-            cfg.remat, cfg.mesh = remat, sizes
+            cfg.dit.remat, cfg.mesh = remat, sizes
             step = benchmark.Step(cfg, mesh, f.frames, f.height, f.width, batch=sharding.batch_shards(mesh))
-            row = {"mesh": sizes, "remat": remat, "precision": cfg.precision, "dit_size": cfg.dit.size,
+            row = {"mesh": sizes, "remat": remat, "precision": cfg.dit.precision, "dit_size": cfg.dit.size,
                    "batch": step.batch, "tokens_per_video": step.tokens, **benchmark.memory(step)}
             rows.append(row)
             base = rows[0]

@@ -1,10 +1,10 @@
 """Training speed of the DiT step: step time, tokens/s and MFU, written as JSON.
 
     python scripts/bench_train.py --config configs/base.py --config.dit.size=B \
-        --config.precision=bfloat16 --frames 17 --height 256 --width 256 --batch 8 \
+        --config.dit.precision=bfloat16 --frames 17 --height 256 --width 256 --batch 8 \
         --out benchmarks/bench_train_B_5k.json
 
-The step is train.py's own on the mesh of `cfg.mesh` (default: data parallel over all
+The step is train_dit.py's own on the mesh of `cfg.mesh` (default: data parallel over all
 devices), fed random latents of the video size. MFU = model FLOPs per step (6 N_matmul +
 12 L d S per token) / step time / (devices x the device's bf16 peak, sora_lite.benchmark);
 on devices without a known peak (CPUs) pass --peak_tflops, or MFU is left out.
@@ -40,11 +40,11 @@ def main(_):
         result["peak_tflops_per_device"] = f.peak_tflops
         result["mfu"] = result["achieved_tflops_per_device"] / f.peak_tflops
     row = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
-           "devices": mesh.size, "jax": jax.__version__, "dit_size": cfg.dit.size, "precision": cfg.precision,
-           "remat": cfg.remat, "mesh": dict(mesh.shape), "batch": f.batch, "frames": f.frames, "height": f.height,
+           "devices": mesh.size, "jax": jax.__version__, "dit_size": cfg.dit.size, "precision": cfg.dit.precision,
+           "remat": cfg.dit.remat, "mesh": dict(mesh.shape), "batch": f.batch, "frames": f.frames, "height": f.height,
            "width": f.width, "tokens_per_video": step.tokens, **result}
     mfu = "n/a (no peak for this device: --peak_tflops)" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
-    print(f"{row['device']} x{mesh.size} DiT-{cfg.dit.size} {cfg.precision} remat={cfg.remat} batch {f.batch} x "
+    print(f"{row['device']} x{mesh.size} DiT-{cfg.dit.size} {cfg.dit.precision} remat={cfg.dit.remat} batch {f.batch} x "
           f"{step.tokens} tokens: step {row['step_time_s'] * 1e3:.1f} ms, {row['tokens_per_s']:.0f} tokens/s, "
           f"{row['achieved_tflops_per_device']:.2f} TFLOP/s per device, MFU {mfu}")
     if f.out:

@@ -4,14 +4,17 @@ python scripts/export.py --workdir runs/shapes --out sora_lite/assets/default/ch
 """
 
 import argparse
+import sys
 
 from sora_lite import checkpoint
-from sora_lite.pipeline import checkpoint_dir
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", required=True, help="a scripts/train.py workdir")
     parser.add_argument("--out", required=True, help="destination checkpoint directory (replaced)")
     args = parser.parse_args()
-    step = checkpoint.export(checkpoint_dir(args.workdir), args.out)
+    try:
+        step = checkpoint.export(checkpoint.directory(args.workdir), args.out)
+    except (checkpoint.CheckpointError, OSError) as e:
+        sys.exit(f"export.py: error: {e}")
     print(f"exported step {step} of {args.workdir} to {args.out}")

@@ -1,6 +1,6 @@
 """Train the DiT on latents of a trained autoencoder; rerun the same command to resume.
 
-python scripts/train.py --config configs/shapes.py --workdir runs/shapes --config.ae.checkpoint=runs/shapes_ae
+python scripts/train.py --config configs/shapes.py --workdir runs/shapes --config.train.autoencoder=runs/shapes_ae
 
 Multi-host: run the same command on every host with --coordinator HOST:PORT
 --num_processes N --process_id I (jax.distributed); each reads its own share of the data.
@@ -9,10 +9,10 @@ Without those flags, jax.distributed's cluster auto-detection (SLURM, Open MPI, 
 """
 
 import jax
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from sora_lite import train
+from sora_lite import cli, train_dit, training
 
 config_flags.DEFINE_config_file("config", "configs/base.py", "Config file.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics.jsonl and samples go.", required=True)
@@ -30,10 +30,12 @@ def main(_):
             jax.distributed.initialize()  # auto-detects a cluster's coordinator, process count and index
         except ValueError:  # "coordinator_address should be defined": no cluster here, one process
             pass
-    result = train.train(f.config, f.workdir)
-    for split, r in result.items():
-        print(split, " ".join(f"{k}={v:.4g}" for k, v in r.items()))
+    training.enable_compilation_cache()
+    result = train_dit.train(f.config, f.workdir)
+    if jax.process_index() == 0:
+        print(cli.eval_table(result) if result else f"trained {f.workdir} to step {f.config.train.steps} "
+              "(no evaluation: train.eval_at_end is False; scripts/evaluate.py scores it)")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_script(main)

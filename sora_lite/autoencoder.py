@@ -21,6 +21,8 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import ConfigDict
 
+from sora_lite import checkpoint
+
 TIME_FACTOR = 4
 
 
@@ -187,6 +189,25 @@ class Autoencoder(nnx.Module):
 
     def denormalize(self, z):
         return z * self.latent_scale[...] + self.latent_shift[...]
+
+
+def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> Autoencoder:
+    """The autoencoder of `cfg.ae` (its architecture section)."""
+    return Autoencoder(cfg.ae, nnx.Rngs(seed))
+
+
+def load_autoencoder(workdir: str) -> Autoencoder:
+    """The trained autoencoder (with its latent statistics) of an autoencoder workdir, rebuilt
+    from the architecture its checkpoint carries, on this process's first device (not wherever
+    the saving run kept it: with several processes that device may belong to another one)."""
+    directory = checkpoint.directory(workdir)
+    cfg, _ = checkpoint.read_config(directory, "autoencoder")
+    ae = nnx.eval_shape(lambda: build_autoencoder(cfg))
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda x: x.update(sharding=here), checkpoint.abstract_state(ae))
+    _, state, _ = checkpoint.restore(directory, target)
+    nnx.update(ae, state)
+    return ae
 
 
 def loss_fn(model: Autoencoder, video, key, kl_weight: float):

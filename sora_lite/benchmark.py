@@ -1,7 +1,7 @@
 """Measuring the DiT training step: per-device memory of the compiled step, model FLOPs, speed.
 
 `scripts/bench_memory.py` and `scripts/bench_train.py` print these and write JSON; the step
-is train.py's own (`make_train_step` on state from `init_train_state`), fed synthetic
+is train_dit.py's own (`make_train_step` on state from `init_train_state`), fed synthetic
 latents and text of the requested video size, so what is measured is what trains.
 """
 
@@ -16,7 +16,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
-from sora_lite import autoencoder, diffusion, patchify, sharding, train
+from sora_lite import autoencoder, sharding, train_dit
+from sora_lite.pipeline import num_tokens
 from sora_lite.dit import TEXT_DIM, DiT
 
 # Dense bf16 peak FLOP/s per device, for MFU (vendor datasheets; SXM parts).
@@ -27,11 +28,6 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v5p": 459e12,
 def peak_flops(device) -> float | None:
     """The bf16 peak of a device from PEAK_FLOPS by its device_kind, or None (CPUs have no entry)."""
     return next((v for k, v in PEAK_FLOPS.items() if k.lower() in device.device_kind.lower()), None)
-
-
-def tokens_per_video(cfg: ConfigDict, frames: int, height: int, width: int) -> int:
-    shape = autoencoder.latent_shape(cfg.ae, frames, height, width)
-    return math.prod(patchify.grid_shape(shape[:3], tuple(cfg.dit.patch)))
 
 
 def model_flops_per_step(dit: DiT, tokens: int, batch: int) -> float:
@@ -48,26 +44,27 @@ class Step:
     def __init__(self, cfg: ConfigDict, mesh, frames: int, height: int, width: int, batch: int):
         self.cfg, self.mesh, self.batch = cfg, mesh, batch
         self.latent_shape = (batch, *autoencoder.latent_shape(cfg.ae, frames, height, width))
-        self.tokens = tokens_per_video(cfg, frames, height, width)
-        # One caption, all of its max_len tokens real: the text side of the step at full size.
-        text = jax.random.normal(jax.random.key(1), (1, cfg.text.max_len, TEXT_DIM))
-        mask = jnp.ones((1, cfg.text.max_len), bool)
-        shift = diffusion.timestep_shift(self.tokens, cfg.diffusion.base_tokens)
-        self.graphdef, abstract = nnx.split(nnx.eval_shape(lambda: train.init_train_state(cfg, mesh)))
+        self.tokens = num_tokens(cfg, frames, height, width)
+        self.graphdef, abstract = nnx.split(nnx.eval_shape(lambda: train_dit.init_train_state(cfg, mesh)))
         self.state_sharding = sharding.param_shardings(abstract, mesh)
         self.abstract_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                                            abstract, self.state_sharding)
         self.replicated = NamedSharding(mesh, P())
-        fn = train.make_train_step(self.graphdef, cfg, text, mask, text[0], mask[0], shift)
+        fn = train_dit.make_train_step(self.graphdef, cfg)
         self.jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=(self.state_sharding, self.replicated, None))
 
     def abstract_args(self):
+        """(state, progress, batch, caption table, rng, step) as ShapeDtypeStructs on the mesh; the
+        table holds one caption whose max_len tokens are all real: the text side at full size."""
         rep = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=self.replicated)  # noqa: E731
+        on_batch = lambda shape, dtype: jax.ShapeDtypeStruct(  # noqa: E731
+            shape, dtype, sharding=sharding.batch_sharding(self.mesh, len(shape)))
         progress = dict.fromkeys(("data_step", "nonfinite", "last_nonfinite"), rep((), jnp.int32))
-        latent = jax.ShapeDtypeStruct(self.latent_shape, jnp.float32,
-                                      sharding=sharding.batch_sharding(self.mesh, len(self.latent_shape)))
-        caption = jax.ShapeDtypeStruct((self.batch,), jnp.int32, sharding=sharding.batch_sharding(self.mesh, 1))
-        return self.abstract_state, progress, latent, caption, rep((2,), jnp.uint32), rep((), jnp.int32)
+        batch = {"latent": on_batch(self.latent_shape, jnp.float32), "subject": on_batch((self.batch,), jnp.int32)}
+        L = self.cfg.text.max_len
+        table = {"text": rep((1, 1, L, TEXT_DIM), jnp.float32), "mask": rep((1, 1, L), jnp.bool_),
+                 "null_text": rep((L, TEXT_DIM), jnp.float32), "null_mask": rep((L,), jnp.bool_)}
+        return self.abstract_state, progress, batch, table, rep((2,), jnp.uint32), rep((), jnp.int32)
 
     def compile(self):
         with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
@@ -95,18 +92,22 @@ def memory(step: Step) -> dict:
 
 def speed(step: Step, steps: int, warmup: int = 2) -> dict:
     """Median wall time of `steps` train steps (after `warmup` untimed ones) on random latents."""
-    model, opt, ema = train.init_train_state(step.cfg, step.mesh)
+    model, opt, ema = train_dit.init_train_state(step.cfg, step.mesh)
     state = nnx.state((model, opt, ema))
-    _, progress, latent, caption, rng, _ = step.abstract_args()
+    _, progress, batch, table, rng, _ = step.abstract_args()
     progress = jax.device_put(dict.fromkeys(progress, np.int32(0)), step.replicated)
-    latent = jax.device_put(np.random.default_rng(0).normal(size=latent.shape).astype(np.float32), latent.sharding)
-    caption = jax.device_put(np.zeros(caption.shape, np.int32), caption.sharding)
+    noise = np.random.default_rng(0).normal(size=batch["latent"].shape).astype(np.float32)
+    batch = {"latent": jax.device_put(noise, batch["latent"].sharding),
+             "subject": jax.device_put(np.zeros(batch["subject"].shape, np.int32), batch["subject"].sharding)}
+    table = jax.tree.map(lambda x: jax.device_put(jax.random.normal(jax.random.key(1), x.shape).astype(x.dtype)
+                                                  if x.dtype == jnp.float32 else np.ones(x.shape, bool), x.sharding),
+                         table)
     rng = jax.device_put(np.asarray(jax.random.key_data(jax.random.key(0))), step.replicated)
     compiled = step.compile()
     times = []
     for i in range(warmup + steps):
         tic = time.perf_counter()
-        state, progress, (loss, _) = compiled(state, progress, latent, caption, rng, np.int32(i))
+        state, progress, (loss, _) = compiled(state, progress, batch, table, rng, np.int32(i))
         loss.block_until_ready()
         times.append(time.perf_counter() - tic)
     if not np.isfinite(float(loss)):

@@ -12,12 +12,33 @@ import os
 import shutil
 import warnings
 
+import jax
 import orbax.checkpoint as ocp
+from flax import nnx
 from ml_collections import ConfigDict
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint directory that is missing, empty or unreadable."""
+
+
+def directory(path: str) -> str:
+    """The checkpoint folder of a workdir (`path/checkpoints`), or `path` itself when it already
+    is one (it holds step folders, as an exported model does)."""
+    if os.path.isdir(path) and not os.path.isdir(os.path.join(path, "checkpoints")) and any(
+            name.isdigit() for name in os.listdir(path)):
+        return path
+    return os.path.join(path, "checkpoints")
+
+
+def abstract(tree):
+    """ShapeDtypeStructs (with shardings, where set) of a pytree of arrays: a restore target."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree)
+
+
+def abstract_state(module):
+    """`abstract` of every variable of an nnx module."""
+    return abstract(nnx.state(module))
 
 
 def manager(directory: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
@@ -26,17 +47,29 @@ def manager(directory: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def save(mngr: ocp.CheckpointManager, step: int, config: ConfigDict, model, train=None):
-    items = {"config": ocp.args.JsonSave(config.to_dict()), "model": ocp.args.StandardSave(model)}
+# What a checkpoint holds, as its config's "model" key says: training writes it, loading checks it.
+KINDS = {"autoencoder": "an autoencoder (scripts/train_autoencoder.py writes one)",
+         "dit": "a DiT model (scripts/train.py writes one; scripts/export.py exports one)"}
+
+
+def save(mngr: ocp.CheckpointManager, step: int, kind: str, config: ConfigDict, model, train=None):
+    items = {"config": ocp.args.JsonSave({"model": kind, **config.to_dict()}),
+             "model": ocp.args.StandardSave(model)}
     if train is not None:
         items["train"] = ocp.args.StandardSave(train)
     mngr.save(step, args=ocp.args.Composite(**items))
 
 
-def read_config(directory: str) -> tuple[ConfigDict, int]:
-    """The config and step of the newest readable checkpoint in `directory`."""
+def read_config(directory: str, kind: str) -> tuple[ConfigDict, int]:
+    """The config and step of the newest readable checkpoint in `directory`, which must hold
+    a `kind` model (a key of KINDS), or a one-line CheckpointError saying what it holds."""
     step, out = _restore_newest(directory, {"config": ocp.args.JsonRestore()})
-    return ConfigDict(_tuples(out["config"])), step
+    config = _tuples(out["config"])
+    found = config.pop("model", None)
+    if found != kind:
+        holds = f"holds {KINDS[found].split(' (')[0]}" if found in KINDS else "holds no sora_lite model"
+        raise CheckpointError(f"{directory} {holds}; expected {KINDS[kind]}")
+    return ConfigDict(config), step
 
 
 def restore(directory: str, model_target, train_target=None, step: int | None = None):
@@ -108,6 +141,7 @@ def export(directory: str, out: str) -> int:
     is made beside `out` and swapped in whole, so a failed export leaves the old one. Returns
     the step."""
     # Restoring the model item reads every byte that will be copied: a corrupt one is never exported.
+    read_config(directory, "dit")  # an autoencoder run is not a model to sample from
     step, _ = _restore_newest(directory, {"config": ocp.args.JsonRestore(), "model": ocp.args.StandardRestore()})
     src = os.path.join(os.path.abspath(directory), str(step))
     tmp = os.path.abspath(out) + ".tmp"

@@ -1,23 +1,23 @@
-"""The `sora-lite` command: `sora-lite generate "a red circle moving left" --out red.mp4`."""
+"""The `sora-lite` command (`sora-lite generate "a red circle moving left" --out red.mp4`), and
+what the scripts share with it: one-line errors, quiet libraries, the evaluation table."""
 
 import argparse
 import os
 import sys
 import time
+import warnings
+
+# What a user can cause (a bad argument, a missing or wrong checkpoint, a diverging run):
+# reported in one line, exit code 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FloatingPointError, OSError, RuntimeError)
 
 
 def _generate(args):
-    import jax
-
-    # Compiled programs persist across processes: a second `generate` skips XLA compilation.
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/sora_lite/jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    from sora_lite import video
+    from sora_lite import training, video
     from sora_lite.pipeline import Pipeline
 
-    ext = os.path.splitext(args.out)[1].lower()
-    if ext not in (".mp4", ".gif"):
-        raise ValueError(f"--out must end in .mp4 or .gif; got {args.out}")
+    training.enable_compilation_cache()  # a second `generate` skips XLA compilation
+    video.check_extension(args.out, args.frames)
     tic = time.time()
     pipe = Pipeline.from_pretrained(args.checkpoint)
     frames = pipe.generate([args.prompt], num_frames=args.frames, height=args.height, width=args.width,
@@ -28,30 +28,29 @@ def _generate(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="sora-lite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sora-lite", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="generate a video from a text prompt")
+    g = sub.add_parser("generate", help="generate a video (or, with --frames 1, an image) from a text prompt")
     g.add_argument("prompt")
-    g.add_argument("--out", default="video.mp4", help="output .mp4 or .gif")
-    g.add_argument("--frames", type=int, default=17, help="1 + 4k frames")
-    g.add_argument("--height", type=int, default=32)
-    g.add_argument("--width", type=int, default=32)
+    g.add_argument("--out", default="video.mp4", help="output .mp4 or .gif (.png for --frames 1)")
+    g.add_argument("--frames", type=int, default=None, help="1 + 4k frames (default: the model's)")
+    g.add_argument("--height", type=int, default=None, help="default: the model's")
+    g.add_argument("--width", type=int, default=None, help="default: the model's")
     g.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--checkpoint", default=None, help="training workdir or checkpoint dir (default: shipped model)")
+    sub.add_parser("words", help="the words the shipped model's captions trained on")
     args = parser.parse_args(argv)
-
-    import warnings
-
-    from absl import logging
-
-    logging.set_verbosity(logging.ERROR)  # orbax reports every restore step at INFO
+    if args.command == "words":
+        print(_words())
+        return 0
+    quiet_libraries()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             _generate(args)
-        except (ValueError, FloatingPointError, OSError, RuntimeError) as e:
+        except USER_ERRORS as e:
             _show(caught)
             print(f"sora-lite: error: {e}", file=sys.stderr)
             return 2
@@ -59,11 +58,62 @@ def main(argv=None):
     return 0
 
 
+def _words() -> str:
+    """The training vocabulary (captions.TRAIN), a line per attribute value."""
+    from sora_lite.captions import TRAIN
+
+    lines = []
+    for attribute in ("color", "shape", "motion"):
+        for value, words in TRAIN[attribute].items():
+            words = [w[0] if isinstance(w, tuple) else w for w in words]  # motions: the "-ing" form
+            lines.append(f"{attribute:<6} {value:<9} {', '.join(words)}")
+    forms = (t.replace("{ing}", "{motion}").replace("{s}", "{motion}") for t in TRAIN["video"])
+    lines.append("videos: " + " | ".join(dict.fromkeys(forms)))
+    lines.append("images: " + " | ".join(TRAIN["image"]))
+    return "\n".join(lines)
+
+
+def quiet_libraries():
+    """Orbax reports every checkpoint step at INFO and warns about read-only directories through absl."""
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)
+
+
 def _show(caught):
     """Our own warnings, one line each (library deprecation chatter is dropped)."""
     for w in caught:
         if "sora_lite" in w.filename or issubclass(w.category, UserWarning) and "sora_lite" in str(w.message):
             print(f"sora-lite: warning: {w.message}", file=sys.stderr)
+
+
+def run_script(main):
+    """absl's app.run for a script's `main`, with libraries quiet and a user error as one line
+    on stderr (`script.py: error: ...`) and exit code 2."""
+    from absl import app
+
+    def wrapped(argv):
+        quiet_libraries()
+        try:
+            return main(argv)
+        except USER_ERRORS as e:
+            print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(wrapped)
+
+
+COLUMNS = ("accuracy", "color", "shape", "direction", "consistency")
+
+
+def eval_table(results: dict) -> str:
+    """{shape: {prompt set: accuracy dict}} as a table, a row per shape and set."""
+    lines = [f"{'shape':<10} {'set':<10} {'n':>4} " + " ".join(f"{c:>11}" for c in COLUMNS)]
+    for shape, sets in results.items():
+        for name, r in sets.items():
+            cells = " ".join(f"{'-':>11}" if r[c] is None else f"{r[c]:>10.1f}%" for c in COLUMNS)
+            lines.append(f"{shape:<10} {name:<10} {r['n']:>4} {cells}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

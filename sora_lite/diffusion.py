@@ -4,13 +4,15 @@ x_t = (1 - t) x0 + t noise, t in [0, 1] (t = 1 is pure noise); the model predict
 velocity v = noise - x0, so dx_t/dt = v and sampling integrates from t = 1 to t = 0.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 
 def timestep_shift(num_tokens: int, base_tokens: int) -> float:
     """Resolution-aware shift: more tokens need more time at high noise (SD3 / Open-Sora)."""
-    return float(jnp.sqrt(num_tokens / base_tokens))
+    return math.sqrt(num_tokens / base_tokens)
 
 
 def shift_time(t, shift: float):

@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from ml_collections import ConfigDict
 
 from sora_lite import patchify as P
 from sora_lite import sharding
@@ -181,3 +182,9 @@ class DiT(nnx.Module):
         shift, scale = jnp.split(sharding.constrain(self.final_ada(nnx.silu(c)), ("batch", None)), 2, axis=-1)
         x = self.final(modulate(self.final_norm(x), shift, scale))  # [B, N, patch_dim]
         return P.unpatchify(x, grid, self.patch).astype(jnp.float32)  # the sampler integrates in float32
+
+
+def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
+    """The DiT of `cfg.dit` (its architecture section) on `cfg.ae`'s latent channels."""
+    d = cfg.dit
+    return DiT(d.size, cfg.ae.latent_channels, tuple(d.patch), d.precision, d.remat, rngs=nnx.Rngs(seed))

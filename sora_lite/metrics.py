@@ -1,4 +1,4 @@
-"""Prompt-following metrics for Moving Shapes (spec v1, `shared/specs/moving-shapes.md`,
+"""Prompt-following metrics for Moving Shapes (spec v2, `shared/specs/moving-shapes.md`,
 section "Scoring a generated video"), in plain numpy.
 
 A video is scored without looking at its prompt: we read off the object's colour, shape
@@ -23,14 +23,19 @@ and direction from the pixels, then compare them with the prompt's words.
 - **Motion**: least-squares line through the mask centroids (row, column) against frame
   index; its displacement over the clip `slope * (T - 1)` along the dominant axis must
   exceed `0.15 * min(H, W)`. Rows grow downwards, so `down` is increasing row. With fewer
-  than two present frames (e.g. T = 1) there is no direction: `direction_ok` is False.
+  than two present frames there is no direction: `direction_ok` is False.
+- **Images** (T = 1, a prompt without motion): correct when the frame shows the object in
+  the prompt's colour and shape; direction is not judged (`direction_ok` is None).
 """
 
 import re
 
 import numpy as np
 
-from sora_lite.datasets.moving_shapes import COLORS, DIRECTIONS, HELDOUT, SEEN, SHAPES, caption
+from sora_lite.captions import heldout_caption, spec_captions
+from sora_lite.datasets.moving_shapes import COLORS, DIRECTIONS, HELDOUT, SEEN, SHAPES
+
+IMAGE_SUBJECTS = tuple((c, s, None) for c in COLORS for s in SHAPES)  # the 18 colour-shape pairs
 
 COLOR_NAMES = tuple(COLORS)
 PALETTE = np.array([COLORS[name] for name in COLOR_NAMES], np.float64)  # [6, 3]
@@ -44,16 +49,17 @@ MIN_MOTION = 0.15  # displacement threshold, fraction of min(H, W)
 MIN_PRESENT = 0.9  # consistency: fraction of frames with the object in the video's colour
 
 
-def parse_prompt(prompt: str) -> tuple[str, str, str]:
-    """(color, shape, direction) named in a caption, in any of the dataset's templates."""
+def parse_prompt(prompt: str) -> tuple[str, str, str | None]:
+    """(color, shape, direction) named in a caption in the spec's words; direction is None for
+    an image caption, which names none."""
     words = re.findall(r"[a-z]+", prompt.lower())
     found = []
     for vocabulary in (COLOR_NAMES, SHAPES, DIRECTIONS):
-        hits = [w for w in words if w in vocabulary]
-        if len(set(hits)) != 1:
-            raise ValueError(f"cannot parse prompt {prompt!r}: expected exactly one of each of "
-                             f"colour {COLOR_NAMES}, shape {SHAPES}, direction {DIRECTIONS}")
-        found.append(hits[0])
+        hits = set(w for w in words if w in vocabulary)
+        if len(hits) > 1 or not hits and vocabulary is not DIRECTIONS:
+            raise ValueError(f"cannot parse prompt {prompt!r}: expected exactly one colour {COLOR_NAMES}, "
+                             f"one shape {SHAPES} and at most one direction {DIRECTIONS}")
+        found.append(hits.pop() if hits else None)
     return tuple(found)
 
 
@@ -116,8 +122,9 @@ def _direction(masks: np.ndarray, frames: np.ndarray, T: int, min_side: int):
     return "down" if dy > 0 else "up"
 
 
-def score_video(video: np.ndarray, color: str, shape: str, direction: str) -> dict:
-    """Predicted attributes of a uint8 [T, H, W, 3] video and whether each matches the prompt."""
+def score_video(video: np.ndarray, color: str, shape: str, direction: str | None) -> dict:
+    """Predicted attributes of a uint8 [T, H, W, 3] video and whether each matches the prompt;
+    `direction` None (an image prompt) leaves motion unjudged."""
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"expected a video [T, H, W, 3]; got shape {video.shape}")
@@ -142,23 +149,32 @@ def score_video(video: np.ndarray, color: str, shape: str, direction: str) -> di
     result = dict(pred)
     result["color_ok"] = pred["color"] == color
     result["shape_ok"] = pred["shape"] == shape
-    result["direction_ok"] = pred["direction"] is not None and pred["direction"] == direction
+    result["direction_ok"] = None if direction is None else pred["direction"] == direction
     result["consistent_ok"] = bool(present.mean() >= MIN_PRESENT)
-    result["correct"] = all(result[k] for k in ("color_ok", "shape_ok", "direction_ok", "consistent_ok"))
+    result["correct"] = all(result[k] is not False for k in ("color_ok", "shape_ok", "direction_ok", "consistent_ok"))
+    return result
+
+
+def accuracy(videos, subjects) -> dict:
+    """Percent (0-100) of videos correct overall and per attribute, plus the count `n`, for
+    videos of `subjects` (color, shape, direction or None). An attribute judged on no video
+    (direction, for images) is None."""
+    if len(videos) != len(subjects):
+        raise ValueError(f"got {len(videos)} videos for {len(subjects)} prompts")
+    scores = [score_video(v, *s) for v, s in zip(videos, subjects)]
+    keys = {"accuracy": "correct", "color": "color_ok", "shape": "shape_ok",
+            "direction": "direction_ok", "consistency": "consistent_ok"}
+    result = {}
+    for name, k in keys.items():
+        judged = [s[k] for s in scores if s[k] is not None]
+        result[name] = 100.0 * sum(judged) / len(judged) if judged else None
+    result["n"] = len(scores)
     return result
 
 
 def prompt_accuracy(videos, prompts) -> dict:
-    """Percent (0-100) of videos correct overall and per attribute, plus the count `n`."""
-    if len(videos) != len(prompts):
-        raise ValueError(f"got {len(videos)} videos for {len(prompts)} prompts")
-    scores = [score_video(v, *parse_prompt(p)) for v, p in zip(videos, prompts)]
-    keys = {"accuracy": "correct", "color": "color_ok", "shape": "shape_ok",
-            "direction": "direction_ok", "consistency": "consistent_ok"}
-    n = len(scores)
-    result = {name: 100.0 * sum(s[k] for s in scores) / n if n else 0.0 for name, k in keys.items()}
-    result["n"] = n
-    return result
+    """`accuracy` for prompts in the spec's words (parsed with `parse_prompt`)."""
+    return accuracy(videos, [parse_prompt(p) for p in prompts])
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -170,23 +186,39 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def evaluate_pipeline(pipe, seeds=(0, 1), frames=17, height=32, width=32, batch_size=64,
-                      **generate_kwargs) -> dict:
-    """Prompt accuracy of `pipe` on seen (the 64 validation combos) and held-out (8) prompts.
+def prompt_set(name: str, frames: int, seed: int = 0) -> list[tuple[str, tuple]]:
+    """(prompt, subject) pairs of an evaluation set, for videos of `frames` frames:
+    "seen" (the 64 validation combinations; for images, the 18 colour-shape pairs) and
+    "heldout" (the 8 held-out combinations; images have none) in the spec's first template;
+    "new_words": every combination (or pair) in the held-out vocabulary only (captions.HELDOUT),
+    a wording that depends on `seed`."""
+    image = frames == 1
+    subjects = {"seen": IMAGE_SUBJECTS if image else SEEN, "heldout": () if image else HELDOUT,
+                "new_words": IMAGE_SUBJECTS if image else SEEN + HELDOUT}
+    if name not in subjects:
+        raise ValueError(f"unknown prompt set {name!r}; choose from {list(subjects)}")
+    if name == "new_words":
+        return [(heldout_caption(s, seed), s) for s in subjects[name]]
+    return [(spec_captions(s)[0], s) for s in subjects[name]]
 
-    Every prompt is generated once per seed (first caption template), in batches of
-    `batch_size`; extra keyword arguments (e.g. steps, guidance) go to `pipe.generate`.
-    """
-    prompt_sets = {"seen": [caption(*c) for c in SEEN], "heldout": [caption(*c) for c in HELDOUT]}
+
+def evaluate_pipeline(pipe, frames: int = 17, height: int = 32, width: int = 32, seeds=(0, 1),
+                      sets=("seen", "heldout"), batch_size: int = 64, **generate_kwargs) -> dict:
+    """Prompt accuracy of `pipe` on each of `sets` (see `prompt_set`; "heldout" is skipped for
+    images) at one video shape: every prompt generated once per seed, in batches of `batch_size`;
+    extra keyword arguments (e.g. steps, guidance) go to `pipe.generate`."""
     results = {}
-    for name, prompts in prompt_sets.items():
-        videos, all_prompts = [], []
+    for name in sets:
+        if frames == 1 and name == "heldout":
+            continue
+        videos, subjects = [], []
         for seed in seeds:
-            for start in range(0, len(prompts), batch_size):
-                batch = prompts[start : start + batch_size]
-                out = pipe.generate(batch, num_frames=frames, height=height, width=width,
-                                    seed=seed, **generate_kwargs)
+            pairs = prompt_set(name, frames, seed)
+            for start in range(0, len(pairs), batch_size):
+                prompts, batch_subjects = zip(*pairs[start : start + batch_size])
+                out = pipe.generate(list(prompts), num_frames=frames, height=height, width=width, seed=seed,
+                                    **generate_kwargs)
                 videos.extend(np.asarray(out))
-                all_prompts.extend(batch)
-        results[name] = prompt_accuracy(videos, all_prompts)
+                subjects.extend(batch_subjects)
+        results[name] = accuracy(videos, subjects)
     return results

@@ -6,6 +6,7 @@ the DiT weights sit where their logical names say, and a long video's tokens spl
 `sequence` (Ulysses attention): the same code samples on one device or a pod.
 """
 
+import math
 import os
 
 import jax
@@ -14,33 +15,29 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
-from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler, sharding
-from sora_lite.dit import DiT
+from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler, shapes, sharding
+from sora_lite.dit import DiT, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite.video import to_uint8
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
 
 
-def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
-    return DiT(cfg.dit.size, cfg.ae.latent_channels, tuple(cfg.dit.patch), cfg.precision, cfg.remat,
-               rngs=nnx.Rngs(seed))
+def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(t, h, w, C) of the latent of a video size that `cfg`'s autoencoder and patch divide, or a
+    one-line ValueError saying what would."""
+    f, (pt, ph, pw) = cfg.ae.space_factor, cfg.dit.patch
+    if height <= 0 or width <= 0 or height % (f * ph) or width % (f * pw):
+        raise ValueError(f"height and width must be positive multiples of {f * ph} "
+                         f"(autoencoder x{f} times patch x{ph}); got {height}x{width}")
+    shape = autoencoder.latent_shape(cfg.ae, num_frames, height, width)
+    patchify.grid_shape(shape[:3], (pt, ph, pw))
+    return shape
 
 
-def abstract(tree):
-    """ShapeDtypeStructs (with shardings, where set) of a pytree of arrays: a restore target."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree)
-
-
-def abstract_state(module: nnx.Module):
-    """`abstract` of every variable of `module`."""
-    return abstract(nnx.state(module))
-
-
-def checkpoint_dir(path: str) -> str:
-    """A training workdir holds its checkpoints in `checkpoints/`; accept either."""
-    sub = os.path.join(path, "checkpoints")
-    return sub if os.path.isdir(sub) else path
+def num_tokens(cfg: ConfigDict, num_frames: int, height: int, width: int) -> int:
+    """Spacetime patches of one video of that size."""
+    return math.prod(patchify.grid_shape(latent_grid(cfg, num_frames, height, width)[:3], tuple(cfg.dit.patch)))
 
 
 @nnx.jit(static_argnames=("steps",))
@@ -68,38 +65,42 @@ class Pipeline:
     @classmethod
     def from_pretrained(cls, path: str | None = None, mesh: jax.sharding.Mesh | None = None) -> "Pipeline":
         """The shipped default model, or a training workdir / checkpoint directory; on `mesh` if given."""
-        directory = checkpoint_dir(path or DEFAULT_MODEL)
-        cfg, _ = checkpoint.read_config(directory)
+        directory = checkpoint.directory(path or DEFAULT_MODEL)
+        cfg, _ = checkpoint.read_config(directory, "dit")
         dit = nnx.eval_shape(lambda: build_dit(cfg))
-        ae = nnx.eval_shape(lambda: autoencoder.Autoencoder(cfg.ae, nnx.Rngs(0)))
-        _, model, _ = checkpoint.restore(directory, {"dit": abstract_state(dit), "ae": abstract_state(ae)})
+        ae = nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg))
+        _, model, _ = checkpoint.restore(directory, {"dit": checkpoint.abstract_state(dit),
+                                                     "ae": checkpoint.abstract_state(ae)})
         nnx.update(dit, model["dit"])
         nnx.update(ae, model["ae"])
         return cls(dit, ae, cfg, mesh=mesh)
 
     def latent_grid(self, num_frames: int, height: int, width: int):
-        """(t, h, w, C) of the latent for a video size, or a one-line ValueError."""
-        f, (pt, ph, pw) = self.cfg.ae.space_factor, self.cfg.dit.patch
-        if height <= 0 or width <= 0 or height % (f * ph) or width % (f * pw):
-            raise ValueError(f"height and width must be positive multiples of {f * ph} "
-                             f"(autoencoder x{f} times patch x{ph}); got {height}x{width}")
-        shape = autoencoder.latent_shape(self.cfg.ae, num_frames, height, width)
-        patchify.grid_shape(shape[:3], (pt, ph, pw))
-        return shape
+        return latent_grid(self.cfg, num_frames, height, width)
 
-    def generate(self, prompts, num_frames: int = 17, height: int = 32, width: int = 32, seed: int = 0,
-                 steps: int | None = None, guidance: float | None = None) -> np.ndarray:
-        """uint8 [B, T, H, W, 3], one video per prompt; the same seed gives the same video."""
+    @property
+    def default_shape(self) -> tuple[int, int, int]:
+        """(frames, height, width) the model samples by default: its training mixture's first entry."""
+        return shapes.mixture(self.cfg.data)[0].shape
+
+    def generate(self, prompts, num_frames: int | None = None, height: int | None = None,
+                 width: int | None = None, seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None) -> np.ndarray:
+        """uint8 [B, T, H, W, 3], one video per prompt (T = 1: images); the same seed gives the same
+        video. Sizes default to `default_shape`, steps and guidance to the model's config."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ValueError("prompts must be non-empty strings; got an empty prompt")
+        defaults = self.default_shape
+        num_frames, height, width = (d if v is None else v for v, d in zip((num_frames, height, width), defaults))
         steps = self.cfg.sample.steps if steps is None else int(steps)
         guidance = self.cfg.sample.guidance if guidance is None else float(guidance)
         if steps < 1:
             raise ValueError(f"steps must be >= 1; got {steps}")
-        shape = self.latent_grid(num_frames, height, width)
-        tokens = int(np.prod(patchify.grid_shape(shape[:3], self.cfg.dit.patch)))
-        shift = diffusion.timestep_shift(tokens, self.cfg.diffusion.base_tokens)
+        if not np.isfinite(guidance):
+            raise ValueError(f"guidance must be a finite number; got {guidance}")
+        shape = latent_grid(self.cfg, num_frames, height, width)
+        shift = diffusion.timestep_shift(num_tokens(self.cfg, num_frames, height, width), self.cfg.diffusion.base_tokens)
         count = len(prompts)
         if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
             prompts += prompts[-1:] * (-count % sharding.batch_shards(self.mesh))

@@ -1,4 +1,5 @@
-"""Writing and reading video files with PyAV (FFmpeg inside the wheel): .mp4 (H.264) and .gif."""
+"""Writing and reading video files with PyAV (FFmpeg inside the wheel): .mp4 (H.264) and .gif,
+and .png for a 1-frame video (an image)."""
 
 import os
 
@@ -15,15 +16,26 @@ def to_uint8(video) -> np.ndarray:
     return np.clip(np.round((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def check_extension(path: str, frames: int | None):
+    """A one-line ValueError unless `path` can hold a video of `frames` frames (None: any)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".mp4", ".gif", ".png"):
+        raise ValueError(f"unsupported extension {ext!r} for {path}: use .mp4 or .gif (.png for one frame)")
+    if ext == ".png" and frames not in (None, 1):
+        raise ValueError(f"a .png holds one frame; got {frames} frames: use --frames 1, or .mp4 / .gif")
+
+
 def write(path: str, video: np.ndarray, fps: int = 8):
     """Write uint8 [T, H, W, 3] to `path`; the container follows the extension."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".mp4", ".gif"):
-        raise ValueError(f"unsupported video extension {ext!r} for {path}: use .mp4 or .gif")
     video = np.asarray(video, np.uint8)
+    check_extension(path, len(video))
+    ext = os.path.splitext(path)[1].lower()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with av.open(path, "w") as out:
-        if ext == ".gif":
+    with av.open(path, "w", format="image2" if ext == ".png" else None) as out:
+        if ext == ".png":
+            stream = out.add_stream("png")
+            stream.pix_fmt = "rgb24"
+        elif ext == ".gif":
             stream = out.add_stream("gif", rate=fps)
             stream.pix_fmt = "rgb8"
         else:

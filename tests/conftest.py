@@ -31,7 +31,7 @@ def tiny_config(data_dir: str, ae_dir: str = ""):
 
     cfg = tiny.get_config()
     cfg.data.dir = data_dir
-    cfg.ae.checkpoint = ae_dir
+    cfg.train.autoencoder = ae_dir
     return cfg
 
 
@@ -41,13 +41,13 @@ def tiny_run(data_dir, tmp_path_factory):
 
     Returns {"ae_dir", "dit_dir", "cfg", "ae_result"}; tests that mutate a run copy it first.
     """
-    from sora_lite import train
+    from sora_lite import train_autoencoder, train_dit
 
     root = tmp_path_factory.mktemp("tiny_run")
     ae_dir, dit_dir = str(root / "ae"), str(root / "dit")
     cfg = tiny_config(data_dir, ae_dir)
-    ae_result = train.train_autoencoder(cfg, ae_dir)
-    train.train(cfg, dit_dir)
+    ae_result = train_autoencoder.train_autoencoder(cfg, ae_dir)
+    train_dit.train(cfg, dit_dir)
     return {"ae_dir": ae_dir, "dit_dir": dit_dir, "cfg": cfg, "ae_result": ae_result}
 
 

@@ -13,7 +13,7 @@ def _step(mesh_sizes, frames=5, height=32, width=32, remat="none"):
     from configs import tiny
 
     cfg = tiny.get_config()
-    cfg.remat = remat
+    cfg.dit.remat = remat
     sizes = dict(zip(sharding.AXES, mesh_sizes))
     mesh = sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(mesh_sizes)])
     return benchmark.Step(cfg, mesh, frames, height, width, batch=sharding.batch_shards(mesh))

@@ -32,7 +32,9 @@ def test_writes_a_video_that_reads_back(tiny_run, tmp_path, capsys, ext):
     (["--frames", "6"], "frames must be 1 + 4k"),
     (["--height", "12"], "height and width must be positive multiples of 8"),
     (["--steps", "0"], "steps must be >= 1"),
-    (["--out", "video.avi"], "--out must end in .mp4 or .gif"),
+    (["--out", "video.avi"], "unsupported extension '.avi'"),
+    (["--out", "video.png"], "a .png holds one frame; got 5 frames"),
+    (["--guidance", "nan"], "guidance must be a finite number"),
     (["--checkpoint", "/nonexistent/sora_lite_run"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_run, tmp_path, capsys, extra, constraint):
@@ -44,6 +46,16 @@ def test_bad_input_exits_2_with_one_line(tiny_run, tmp_path, capsys, extra, cons
     assert lines[0].startswith("sora-lite: error: ") and constraint in lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
     assert not os.path.exists(tmp_path / "x.gif")
+
+
+def test_one_frame_writes_an_image(tiny_run, tmp_path, capsys):
+    out = tmp_path / "red.png"
+    args = _args(tiny_run, out)
+    args[args.index("--frames") + 1] = "1"
+    args[1] = "a red circle"
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out} (1 frames, 16x16)")
+    assert video.read(str(out)).shape == (1, 16, 16, 3)
 
 
 def test_empty_prompt(tiny_run, tmp_path, capsys):
@@ -58,3 +70,10 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as e:
         cli.main(["generate"])  # no prompt: argparse's own usage error
     assert e.value.code == 2
+
+
+def test_words_lists_the_training_vocabulary(capsys):
+    assert cli.main(["words"]) == 0
+    out = capsys.readouterr().out
+    assert "color  red       red, scarlet" in out and "shape  circle" in out and "motion left" in out
+    assert "crimson" not in out  # held out: never trained on

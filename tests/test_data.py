@@ -1,4 +1,6 @@
-"""Tests for the Moving Shapes builder (spec v1) and the grain input pipeline (sora_lite.data)."""
+"""Tests for the Moving Shapes builder (spec v2) and the grain input pipeline (sora_lite.data)."""
+
+import re
 
 import grain
 import numpy as np
@@ -8,11 +10,11 @@ from ml_collections import ConfigDict
 from sora_lite import data
 from sora_lite.datasets import moving_shapes as ms
 
-SIZES = [(5, 16, 16), (9, 32, 32), (5, 16, 24), (3, 40, 16)]  # (T, H, W), two of them non-square
+SIZES = [(5, 16, 16), (9, 32, 32), (5, 16, 24), (3, 40, 16), (1, 24, 40)]  # (T, H, W): non-square, an image
 
 
 def data_cfg(data_dir, frames=5, height=16, width=16, train_size=64):
-    return ConfigDict(dict(dir=data_dir, frames=frames, height=height, width=width, train_size=train_size))
+    return ConfigDict(dict(dir=data_dir, mixture=f"{frames}x{height}x{width}", train_size=train_size))
 
 
 # ----------------------------------------------------------------------------- the pure builder
@@ -59,6 +61,10 @@ def test_rendering_follows_the_spec(split, T, H, W):
         else:
             assert (height == side).all()
         # Displacement first -> last frame along the motion axis; constant perpendicular coordinate.
+        if T == 1:  # an image: no motion, a caption without one
+            assert e["direction"] == ""
+            assert e["caption"] in [t.format(color=e["color"], shape=e["shape"]) for t in ms.IMAGE_TEMPLATES]
+            continue
         dy, dx = y0[-1] - y0[0], x0[-1] - x0[0]
         expected = {"left": (0, -round(0.4 * W)), "right": (0, round(0.4 * W)),
                     "up": (-round(0.4 * H), 0), "down": (round(0.4 * H), 0)}[e["direction"]]
@@ -98,11 +104,11 @@ def test_heldout_combinations_never_in_train_or_validation():
     assert len(ms.ALL_COMBOS) == 72 and len(ms.HELDOUT) == 8 and len(ms.SEEN) == 64
     heldout = set(ms.HELDOUT)
     train = {(e["color"], e["shape"], e["direction"])
-             for e in (ms.example("train", i, 16, 16, 1) for i in range(400))}
+             for e in (ms.example("train", i, 16, 16, 2) for i in range(400))}
     val = [(e["color"], e["shape"], e["direction"])
-           for e in (ms.example("validation", i, 16, 16, 1) for i in range(128))]
+           for e in (ms.example("validation", i, 16, 16, 2) for i in range(128))]
     test = {(e["color"], e["shape"], e["direction"])
-            for e in (ms.example("test_heldout", i, 16, 16, 1) for i in range(64))}
+            for e in (ms.example("test_heldout", i, 16, 16, 2) for i in range(64))}
     assert not train & heldout and not set(val) & heldout
     assert test == heldout  # test_heldout cycles through exactly the 8 held-out combos
     assert len(train) > 55  # 400 uniform draws over 64 combos cover nearly all
@@ -114,15 +120,31 @@ def test_captions_follow_the_templates():
                             "the {color} {shape} is moving {direction}", "{color} {shape} going {direction}")
     used = set()
     for i in range(200):
-        e = ms.example("train", i, 16, 16, 1)
+        e = ms.example("train", i, 16, 16, 2)
         fills = dict(color=e["color"], shape=e["shape"], direction=e["direction"])
         matches = [k for k, t in enumerate(ms.TEMPLATES) if t.format(**fills) == e["caption"]]
         assert len(matches) == 1, e["caption"]
         used.add(matches[0])
     assert used == {0, 1, 2, 3}  # the train split draws every template
     for split in ("validation", "test_heldout"):
-        e = ms.example(split, 5, 16, 16, 1)
+        e = ms.example(split, 5, 16, 16, 2)
         assert e["caption"] == f"a {e['color']} {e['shape']} moving {e['direction']}"
+
+
+def test_an_image_is_the_example_without_its_motion():
+    """Spec v2: example i at T = 1 has the combination it has as a video, an image caption, and
+    its object anywhere its box fits."""
+    templates = {t.format(color="{c}", shape="{s}") for t in ms.IMAGE_TEMPLATES}
+    used, positions = set(), set()
+    for i in range(200):
+        video, image = ms.example("train", i, 32, 32, 17), ms.example("train", i, 32, 32, 1)
+        assert (image["color"], image["shape"]) == (video["color"], video["shape"]) and image["direction"] == ""
+        used |= {k for k, t in enumerate(ms.IMAGE_TEMPLATES)
+                 if t.format(color=image["color"], shape=image["shape"]) == image["caption"]}
+        ys, xs = np.nonzero(image["video"][0].any(-1))
+        positions.add((ys.min(), xs.min()))
+    assert used == {0, 1, 2, 3} and len(templates) == 4
+    assert len(positions) > 100  # spread over the canvas, not along a motion path
 
 
 # ----------------------------------------------------------------------------- the tfds builder
@@ -195,3 +217,46 @@ def test_one_pass_without_repeat_keeps_order_and_remainder():
     ids = grain.MapDataset.range(10)
     out = list(data.batches(ids, 4, seed=0, repeat=False))
     assert [b.tolist() for b in out] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+# ----------------------------------------------------------------------------- the shape mixture
+
+
+def test_mixture_parses_entries_and_names_a_bad_one():
+    entries = data.mixture(ConfigDict(dict(mixture="17x32x32:3, 1x32x48:0.5,9x16x16")))
+    assert [(str(e), e.weight) for e in entries] == [("17x32x32", 3.0), ("1x32x48", 0.5), ("9x16x16", 1.0)]
+    for bad, message in [("", "data.mixture is empty"), ("17x32", "entry '17x32': a shape is FRAMESxHEIGHTxWIDTH"),
+                         ("17x32x32:0", "entry '17x32x32:0': the weight must be a positive number"),
+                         ("17x32x32:-1", "the weight must be a positive number"),
+                         ("17x32x32:nan", "the weight must be a positive number"),
+                         ("17x32x32:x", "entry '17x32x32:x'"), ("5x8x16", "entry '5x8x16': Moving Shapes needs"),
+                         ("17x32x32,17x32x32:2", "entry '17x32x32:2': the shape is listed twice")]:
+        with pytest.raises(ValueError, match=re.escape(message)) as e:
+            data.mixture(ConfigDict(dict(mixture=bad)))
+        assert "\n" not in str(e.value)
+
+
+def test_schedule_follows_the_weights_and_a_longer_run_extends_it():
+    choices = data.schedule([3, 1], seed=0, steps=4000)
+    assert abs(np.mean(choices == 0) - 0.75) < 0.03 and set(choices) == {0, 1}
+    np.testing.assert_array_equal(data.schedule([3, 1], seed=0, steps=100), choices[:100])
+    assert not np.array_equal(data.schedule([3, 1], seed=1, steps=100), choices[:100])
+
+
+def test_bucket_sizes_carry_the_first_entrys_tokens():
+    assert data.bucket_sizes([80, 320, 16, 120], 32, 1) == [32, 8, 160, 21]
+    assert data.bucket_sizes([80, 320, 16, 120], 32, 8) == [32, 8, 160, 24]  # multiples of the batch shards
+    assert data.bucket_sizes([80, 8000], 32, 4) == [32, 4]  # never empty
+
+
+def test_mixture_batches_resume_at_any_step():
+    sources = [grain.MapDataset.range(40), grain.MapDataset.range(100, 130)]
+    choices = data.schedule([2, 1], seed=0, steps=30)
+    whole = _take(data.MixtureBatches(sources, [4, 2], choices, seed=5, start=0), 30)
+    assert [i for i, _ in whole] == choices.tolist()
+    assert all(len(b) == (4 if i == 0 else 2) and (b < 100).all() == (i == 0) for i, b in whole)
+    for start in (7, 19):
+        resumed = _take(data.MixtureBatches(sources, [4, 2], choices, seed=5, start=start), 30 - start)
+        for (i, a), (j, b) in zip(whole[start:], resumed):
+            assert i == j
+            np.testing.assert_array_equal(a, b)

@@ -23,6 +23,19 @@ def dataset(frames, height, width, n_val=200, n_heldout=100):
             [(e["color"], e["shape"], e["direction"]) for e in examples])
 
 
+def test_evaluation_sets():
+    seen, heldout = metrics.prompt_set("seen", 17), metrics.prompt_set("heldout", 17)
+    assert len(seen) == 64 and len(heldout) == 8 and seen[0] == ("a red circle moving left", ("red", "circle", "left"))
+    images = metrics.prompt_set("seen", 1)
+    assert len(images) == 18 and images[0] == ("a red circle", ("red", "circle", None))
+    assert metrics.prompt_set("heldout", 1) == []  # every colour-shape pair is trained on
+    words = metrics.prompt_set("new_words", 17, seed=1)
+    assert len(words) == 72 and all("red" not in p and "circle" not in p for p, _ in words)
+    assert words != metrics.prompt_set("new_words", 17, seed=0)  # a wording per seed
+    with pytest.raises(ValueError, match="unknown prompt set 'unseen'"):
+        metrics.prompt_set("unseen", 17)
+
+
 def box_blur(video):
     """3x3 box blur of each frame (zero padding), rounded back to uint8."""
     T, H, W, _ = video.shape
@@ -92,10 +105,25 @@ def test_empty_video_and_single_frame():
     assert s["color"] is s["shape"] is s["direction"] is None
     assert not any(s[k] for k in ("color_ok", "shape_ok", "direction_ok", "consistent_ok", "correct"))
 
-    e = example("validation", 3, 32, 32, 1)
-    s = metrics.score_video(e["video"], e["color"], e["shape"], e["direction"])
+    e = example("validation", 3, 32, 32, 17)  # a video prompt on one frame: no motion to see
+    s = metrics.score_video(e["video"][:1], e["color"], e["shape"], e["direction"])
     assert s["color_ok"] and s["shape_ok"] and s["consistent_ok"]
     assert s["direction"] is None and not s["direction_ok"] and not s["correct"]
+
+
+@pytest.mark.parametrize("size", [(1, 32, 32), (1, 48, 64), (1, 16, 24)])
+def test_images_all_correct_and_judged_on_colour_and_shape(size):
+    """Spec v2: an image is correct when it shows the object in the prompt's colour and shape."""
+    videos, captions, attrs = dataset(*size, 72, 24)
+    assert all(d == "" for _, _, d in attrs) and all("moving" not in c for c in captions)
+    result = metrics.prompt_accuracy(videos, captions)
+    assert result == {"accuracy": 100.0, "color": 100.0, "shape": 100.0, "direction": None,
+                      "consistency": 100.0, "n": 96}
+    wrong = [caption(other(COLOR_NAMES, c), s, None) for c, s, _ in attrs]
+    assert metrics.prompt_accuracy(videos, wrong)["accuracy"] == 0.0
+    wrong = [caption(c, other(SHAPES, s), None) for c, s, _ in attrs]
+    assert metrics.prompt_accuracy(videos, wrong)["shape"] == 0.0
+    assert metrics.prompt_accuracy([np.zeros(size + (3,), np.uint8)], ["a red circle"])["accuracy"] == 0.0
 
 
 def test_static_object_has_no_direction():
@@ -121,10 +149,11 @@ def test_parse_prompt_all_templates():
         for combo in ALL_COMBOS:
             assert metrics.parse_prompt(caption(*combo, template=template)) == combo
     assert metrics.parse_prompt("A Red Square, moving UP.") == ("red", "square", "up")
+    assert metrics.parse_prompt("a red square") == ("red", "square", None)  # an image prompt
 
 
 @pytest.mark.parametrize("prompt", ["a purple circle moving up", "a red blue square moving up",
-                                    "a red square", ""])
+                                    "a red square moving up left", "a red moving up", ""])
 def test_parse_prompt_error(prompt):
     with pytest.raises(ValueError, match="cannot parse prompt"):
         metrics.parse_prompt(prompt)

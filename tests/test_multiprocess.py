@@ -11,8 +11,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from sora_lite import checkpoint, train
-from sora_lite.pipeline import abstract_state, build_dit
+from sora_lite import autoencoder, checkpoint, train_dit
+from sora_lite.checkpoint import abstract_state
+from sora_lite.dit import build_dit
 
 STEPS = 4
 
@@ -32,8 +33,8 @@ def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, 
     command, env = train_script
     workdir = tmp_path / "two_processes"
     mesh_flags = ["--config.mesh.data=2", "--config.mesh.fsdp=2"]
-    argv = command(workdir, f"--config.ae.checkpoint={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
-                   f"--config.steps={STEPS}", "--config.checkpoint_every=100", *mesh_flags,
+    argv = command(workdir, f"--config.train.autoencoder={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
+                   f"--config.train.steps={STEPS}", "--config.train.checkpoint_every=100", *mesh_flags,
                    "--coordinator", f"127.0.0.1:{_free_port()}", "--num_processes=2")
     logs = [tmp_path / f"process_{i}.log" for i in range(2)]
     procs = []
@@ -53,18 +54,22 @@ def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, 
 
     rows = _rows(workdir)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))  # process 0 alone writes the log
-    assert not [n for n in os.listdir(workdir) if ".tmp" in n]  # both cache writes renamed in place
-    np.testing.assert_allclose(np.load(workdir / "latents.npz")["latent"],
-                               np.load(os.path.join(tiny_run["dit_dir"], "latents.npz"))["latent"], atol=1e-6)
+    assert not [n for n in os.listdir(workdir / "latents") if ".tmp" in n]  # both cache writes renamed in place
+    caches = sorted(os.listdir(workdir / "latents"))
+    assert caches == sorted(os.listdir(os.path.join(tiny_run["dit_dir"], "latents")))  # the same keys
+    for name in caches:
+        for key, value in np.load(workdir / "latents" / name).items():
+            np.testing.assert_allclose(value, np.load(os.path.join(tiny_run["dit_dir"], "latents", name))[key],
+                                       atol=1e-5, err_msg=f"{name} {key}")
 
     # One process, 4 of this session's 8 devices, the same mesh.
     cfg = tiny_run["cfg"].copy_and_resolve_references()
-    cfg.steps, cfg.checkpoint_every = STEPS, 100
+    cfg.train.steps, cfg.train.checkpoint_every = STEPS, 100
     cfg.mesh.update(data=2, fsdp=2)
     reference_dir = tmp_path / "one_process"
     os.makedirs(reference_dir)
-    shutil.copy(os.path.join(tiny_run["dit_dir"], "latents.npz"), reference_dir)
-    train.train(cfg, str(reference_dir), devices=jax.devices()[:4])
+    shutil.copytree(os.path.join(tiny_run["dit_dir"], "latents"), os.path.join(reference_dir, "latents"))
+    train_dit.train(cfg, str(reference_dir), devices=jax.devices()[:4])
     reference = _rows(reference_dir)
     for key in ("loss", "grad_norm"):
         np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in reference], rtol=1e-4, err_msg=key)
@@ -73,7 +78,7 @@ def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, 
     one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one), {
         "dit": abstract_state(nnx.eval_shape(lambda: build_dit(cfg))),
-        "ae": abstract_state(nnx.eval_shape(lambda: train.build_autoencoder(cfg)))})
+        "ae": abstract_state(nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg)))})
     (step, two, _), (_, single, _) = (checkpoint.restore(str(d / "checkpoints"), target)
                                       for d in (workdir, reference_dir))
     assert step == STEPS

@@ -29,6 +29,23 @@ def test_generate_shape_dtype_and_determinism(pipe):
     assert one.shape == (1, 5, 16, 16, 3)
 
 
+def test_sizes_default_to_the_models_first_mixture_shape(pipe):
+    assert pipe.default_shape == (5, 16, 16)  # configs/tiny.py's mixture starts with 5x16x16
+    assert pipe.generate(PROMPTS[:1], seed=0).shape == (1, 5, 16, 16, 3)
+
+
+def test_images_and_other_aspect_ratios(pipe):
+    image = pipe.generate(["a red circle"], num_frames=1, height=16, width=32, seed=0)
+    assert image.shape == (1, 1, 16, 32, 3) and image.dtype == np.uint8
+    assert pipe.generate(PROMPTS[:1], num_frames=9, height=32, width=16, seed=0).shape == (1, 9, 32, 16, 3)
+
+
+def test_an_autoencoder_workdir_is_not_a_model(tiny_run):
+    with pytest.raises(CheckpointError, match=r"holds an autoencoder; expected a DiT model") as e:
+        Pipeline.from_pretrained(tiny_run["ae_dir"])
+    assert "\n" not in str(e.value)
+
+
 def test_from_checkpoint_dir_or_workdir(tiny_run, pipe):
     direct = Pipeline.from_pretrained(os.path.join(tiny_run["dit_dir"], "checkpoints"))
     assert direct.cfg == pipe.cfg and direct.cfg.dit.size == "tiny"
@@ -39,6 +56,8 @@ def test_from_checkpoint_dir_or_workdir(tiny_run, pipe):
     (dict(height=12), "height and width must be positive multiples of 8"),
     (dict(width=0), "height and width must be positive multiples of 8"),
     (dict(steps=0), "steps must be >= 1"),
+    (dict(guidance=float("nan")), "guidance must be a finite number; got nan"),
+    (dict(guidance=float("inf")), "guidance must be a finite number; got inf"),
     (dict(prompts=[""]), "prompts must be non-empty strings"),
     (dict(prompts=["a red circle moving left", "  "]), "prompts must be non-empty strings"),
     (dict(prompts=[]), "prompts must be non-empty strings"),
@@ -60,7 +79,7 @@ def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Pipeline.from_pretrained(str(tmp_path / "nowhere"))
     os.makedirs(tmp_path / "empty")
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="does not exist"):  # it has no checkpoints/ and no steps
         Pipeline.from_pretrained(str(tmp_path / "empty"))
 
 

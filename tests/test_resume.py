@@ -11,7 +11,7 @@ import time
 import jax
 import numpy as np
 
-from sora_lite import train
+from sora_lite import train_dit
 
 STEPS, EVERY, KILL_AT = 16, 4, 10
 
@@ -36,12 +36,12 @@ def _tail(path, n=3000):
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_run, data_dir, tmp_path, train_script):
     command, env = train_script
-    latents = os.path.join(tiny_run["dit_dir"], "latents.npz")  # the same autoencoder and data: reuse
+    latents = os.path.join(tiny_run["dit_dir"], "latents")  # the same autoencoder and data: reuse
     workdir = tmp_path / "killed"
     os.makedirs(workdir)
-    shutil.copy(latents, workdir)
-    argv = command(workdir, f"--config.ae.checkpoint={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
-                   f"--config.steps={STEPS}", f"--config.checkpoint_every={EVERY}", "--config.log_every=1")
+    shutil.copytree(latents, os.path.join(workdir, "latents"))
+    argv = command(workdir, f"--config.train.autoencoder={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
+                   f"--config.train.steps={STEPS}", f"--config.train.checkpoint_every={EVERY}", "--config.train.log_every=1")
     log = tmp_path / "killed.log"
 
     with open(log, "w") as out:
@@ -83,11 +83,11 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_run, data_dir,
 
     # The same run, uninterrupted, in this process on one device (the subprocesses had one).
     cfg = tiny_run["cfg"].copy_and_resolve_references()
-    cfg.steps, cfg.checkpoint_every, cfg.log_every = STEPS, EVERY, 1
+    cfg.train.steps, cfg.train.checkpoint_every, cfg.train.log_every = STEPS, EVERY, 1
     reference_dir = tmp_path / "uninterrupted"
     os.makedirs(reference_dir)
-    shutil.copy(latents, reference_dir)
-    train.train(cfg, str(reference_dir), devices=jax.devices()[:1])
+    shutil.copytree(latents, os.path.join(reference_dir, "latents"))
+    train_dit.train(cfg, str(reference_dir), devices=jax.devices()[:1])
     reference = _rows(reference_dir)
     assert [r["step"] for r in reference] == list(range(1, STEPS + 1))
 

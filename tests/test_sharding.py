@@ -15,7 +15,7 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
-from sora_lite import checkpoint, sharding, train
+from sora_lite import autoencoder, checkpoint, sharding, train_autoencoder, train_dit
 from sora_lite.dit import DiT
 
 
@@ -92,7 +92,7 @@ def test_checkpoint_saved_on_fsdp8_restores_onto_other_meshes(tmp_path):
     saved = {"dit": nnx.state(model), "opt": nnx.state(opt)}
     directory = str(tmp_path / "ckpt")
     mngr = checkpoint.manager(directory)
-    checkpoint.save(mngr, 1, ConfigDict(dict(mesh="fsdp=8")), saved)
+    checkpoint.save(mngr, 1, "dit", ConfigDict(dict(mesh="fsdp=8")), saved)
     mngr.wait_until_finished()
     mngr.close()
 
@@ -146,10 +146,10 @@ def train_on_mesh(tiny_run, tmp_path_factory):
     def run(sizes):
         cfg = tiny_run["cfg"].copy_and_resolve_references()
         cfg.mesh.update(dict(zip(sharding.AXES, sizes)))
-        cfg.checkpoint_every = 100  # only the final save
+        cfg.train.checkpoint_every = 100  # only the final save
         workdir = str(tmp_path_factory.mktemp("mesh_" + "x".join(map(str, sizes))))
-        shutil.copy(os.path.join(tiny_run["dit_dir"], "latents.npz"), workdir)
-        train.train(cfg, workdir, devices=jax.devices()[:math.prod(sizes)])
+        shutil.copytree(os.path.join(tiny_run["dit_dir"], "latents"), os.path.join(workdir, "latents"))
+        train_dit.train(cfg, workdir, devices=jax.devices()[:math.prod(sizes)])
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             return [json.loads(line) for line in f]
 
@@ -174,18 +174,18 @@ def test_autoencoder_trains_data_parallel_with_the_same_losses(tiny_run, tmp_pat
     """The session's tiny autoencoder trained on all 8 devices (batch 8 split over data); again on one."""
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "ae1")
-    train.train_autoencoder(cfg, workdir, devices=jax.devices()[:1])
+    train_autoencoder.train_autoencoder(cfg, workdir, devices=jax.devices()[:1])
     rows = {}
     for name, path in (("one", workdir), ("eight", tiny_run["ae_dir"])):
         with open(os.path.join(path, "metrics.jsonl")) as f:
             rows[name] = [json.loads(line) for line in f]
     assert len(rows["one"]) == len(rows["eight"])
-    for key in ("loss", "l1", "l2", "psnr"):
+    for key in ("loss", "l1", "l2", "psnr/5x16x16", "psnr/1x16x32"):
         np.testing.assert_allclose([r[key] for r in rows["one"] if key in r],
                                    [r[key] for r in rows["eight"] if key in r], rtol=1e-4, err_msg=key)
-    eight = train.load_autoencoder(tiny_run["ae_dir"])  # written from the 8-device mesh
+    eight = autoencoder.load_autoencoder(tiny_run["ae_dir"])  # written from the 8-device mesh
     assert eight.encoder.out.kernel.get_metadata()["out_sharding"] == ("ae_in", "ae_out")
-    np.testing.assert_allclose(train.load_autoencoder(workdir).latent_scale[...], eight.latent_scale[...], rtol=1e-4)
+    np.testing.assert_allclose(autoencoder.load_autoencoder(workdir).latent_scale[...], eight.latent_scale[...], rtol=1e-4)
 
 
 def test_mesh_sizes_parses_four_positive_integers():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sora_lite import checkpoint, train
-from sora_lite.pipeline import abstract_state, build_dit
+from sora_lite import autoencoder, checkpoint, data, train_autoencoder, train_dit, training
+from sora_lite.checkpoint import abstract_state
+from sora_lite.dit import build_dit
 
 
 def _rows(workdir):
@@ -24,34 +25,37 @@ def _steps_on_disk(workdir):
 
 def test_autoencoder_logs_checkpoints_and_eval(tiny_run):
     cfg, ae_dir = tiny_run["cfg"], tiny_run["ae_dir"]
-    total = cfg.ae.steps + cfg.ae.decoder_steps
+    total = cfg.ae_train.steps + cfg.ae_train.decoder_steps
     rows = _rows(ae_dir)
     logged = [r for r in rows if "loss" in r]
-    assert [r["step"] for r in logged] == list(range(cfg.ae.log_every, total + 1, cfg.ae.log_every))
+    assert [r["step"] for r in logged] == list(range(cfg.ae_train.log_every, total + 1, cfg.ae_train.log_every))
     assert all(np.isfinite(r["loss"]) for r in logged)
-    vae, decoder = [r for r in logged if r["step"] <= cfg.ae.steps], [r for r in logged if r["step"] > cfg.ae.steps]
+    vae, decoder = [r for r in logged if r["step"] <= cfg.ae_train.steps], [r for r in logged if r["step"] > cfg.ae_train.steps]
     assert vae and decoder
     assert all({"l1", "l2", "kl"} <= set(r) for r in vae)
     assert all(set(r) == {"step", "loss", "steps_per_s", "l2"} and r["loss"] == r["l2"] for r in decoder)
-    evals = [r for r in rows if "psnr" in r]
+    evals = [r for r in rows if "loss" not in r]
     assert len(evals) == 1 and evals[0]["step"] == total
     result = tiny_run["ae_result"]
-    assert np.isfinite(result["psnr"]) and 0 <= result["recon_accuracy"] <= 100
+    assert list(result) == [str(e) for e in data.mixture(cfg.data)]  # every mixture shape, the image one too
+    for shape, r in result.items():
+        assert np.isfinite(r["psnr"]) and 0 <= r["recon_accuracy"] <= 100 and evals[0][f"psnr/{shape}"] == r["psnr"]
+    assert "recon_direction" not in result["1x16x32"]  # images have no motion to judge
     with open(os.path.join(ae_dir, "eval.json")) as f:
         assert json.load(f) == result
-    assert _steps_on_disk(ae_dir) == list(range(cfg.ae.checkpoint_every, total + 1, cfg.ae.checkpoint_every))
+    assert _steps_on_disk(ae_dir) == list(range(cfg.ae_train.checkpoint_every, total + 1, cfg.ae_train.checkpoint_every))
 
 
 def _restore_ae_run(workdir, cfg, step=None):
     """The autoencoder's state at `step` (default: the newest) of an autoencoder workdir."""
-    ae = nnx.eval_shape(lambda: train.build_autoencoder(cfg))
+    ae = nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg))
     return checkpoint.restore(os.path.join(workdir, "checkpoints"), abstract_state(ae), step=step)[1]
 
 
 def test_decoder_phase_trains_the_decoder_only(tiny_run):
     """The latents a DiT learns (encoder, latent statistics) are those the VAE phase ended with."""
     cfg, ae_dir = tiny_run["cfg"], tiny_run["ae_dir"]
-    after_vae, final = _restore_ae_run(ae_dir, cfg, cfg.ae.steps), _restore_ae_run(ae_dir, cfg)
+    after_vae, final = _restore_ae_run(ae_dir, cfg, cfg.ae_train.steps), _restore_ae_run(ae_dir, cfg)
     for name in ("encoder", "latent_shift", "latent_scale"):
         for a, b in zip(jax.tree.leaves(after_vae[name]), jax.tree.leaves(final[name])):
             np.testing.assert_array_equal(a, b, err_msg=name)
@@ -64,9 +68,9 @@ def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_pat
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "ae")
     shutil.copytree(tiny_run["ae_dir"], workdir)
-    total = cfg.ae.steps + cfg.ae.decoder_steps
+    total = cfg.ae_train.steps + cfg.ae_train.decoder_steps
     shutil.rmtree(os.path.join(workdir, "checkpoints", str(total)))  # resumes where the decoder phase starts
-    train.train_autoencoder(cfg, workdir)
+    train_autoencoder.train_autoencoder(cfg, workdir)
     original = _rows(tiny_run["ae_dir"])
     rows = _rows(workdir)
     assert [r["step"] for r in rows] == [r["step"] for r in original]  # each step once, then the eval
@@ -76,10 +80,10 @@ def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_pat
     resumed, uninterrupted = _restore_ae_run(workdir, cfg), _restore_ae_run(tiny_run["ae_dir"], cfg)
     for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    cfg.ae.decoder_steps += 2  # now resumes inside the decoder phase, with its optimizer's saved state
-    train.train_autoencoder(cfg, workdir)
+    cfg.ae_train.decoder_steps += 2  # now resumes inside the decoder phase, with its optimizer's saved state
+    train_autoencoder.train_autoencoder(cfg, workdir)
     logged = [r["step"] for r in _rows(workdir) if "loss" in r]
-    assert logged == list(range(cfg.ae.log_every, total + 3, cfg.ae.log_every))
+    assert logged == list(range(cfg.ae_train.log_every, total + 3, cfg.ae_train.log_every))
     assert _steps_on_disk(workdir)[-1] == total + 2
 
 
@@ -87,22 +91,22 @@ def test_non_finite_decoder_phase_stops_with_one_line_naming_its_lr(tiny_run, tm
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "ae")
     shutil.copytree(tiny_run["ae_dir"], workdir)
-    last_good = cfg.ae.steps + cfg.ae.decoder_steps
-    cfg.ae.decoder_steps, cfg.ae.decoder_lr = cfg.ae.decoder_steps + 4, 1e30  # resumes, then overflows at once
-    with pytest.raises(FloatingPointError, match=r"^non-finite loss at step \d+: .*lower --config.ae.decoder_lr and"):
-        train.train_autoencoder(cfg, workdir)
+    last_good = cfg.ae_train.steps + cfg.ae_train.decoder_steps
+    cfg.ae_train.decoder_steps, cfg.ae_train.decoder_lr = cfg.ae_train.decoder_steps + 4, 1e30  # resumes, then overflows at once
+    with pytest.raises(FloatingPointError, match=r"^non-finite loss at step \d+: .*lower --config.ae_train.decoder_lr and"):
+        train_autoencoder.train_autoencoder(cfg, workdir)
     assert _steps_on_disk(workdir)[-1] == last_good  # nothing non-finite was saved
 
 
 def test_bad_autoencoder_step_counts_are_a_one_line_error(tiny_run):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
-    cfg.ae.decoder_steps = -1
-    with pytest.raises(ValueError, match=r"^ae.steps must be >= 1 and ae.decoder_steps >= 0; got 4 and -1$"):
-        train.train_autoencoder(cfg, "/nonexistent")
+    cfg.ae_train.decoder_steps = -1
+    with pytest.raises(ValueError, match=r"^ae_train.steps must be >= 1 and ae_train.decoder_steps >= 0; got 4 and -1$"):
+        train_autoencoder.train_autoencoder(cfg, "/nonexistent")
 
 
 def test_autoencoder_checkpoint_holds_latent_statistics(tiny_run):
-    ae = train.load_autoencoder(tiny_run["ae_dir"])
+    ae = autoencoder.load_autoencoder(tiny_run["ae_dir"])
     scale = np.asarray(ae.latent_scale[...])
     assert scale.shape == (tiny_run["cfg"].ae.latent_channels,) and (scale > 0).all()
     assert not np.allclose(scale, 1.0)  # set from data, not left at the init value
@@ -112,18 +116,19 @@ def test_autoencoder_checkpoint_holds_latent_statistics(tiny_run):
 def test_dit_logs_every_step_once(tiny_run):
     cfg = tiny_run["cfg"]
     rows = _rows(tiny_run["dit_dir"])
-    assert [r["step"] for r in rows] == list(range(1, cfg.steps + 1))
+    assert [r["step"] for r in rows] == list(range(1, cfg.train.steps + 1))
     for r in rows:
         assert np.isfinite(r["loss"]) and r["loss"] > 0 and np.isfinite(r["grad_norm"]) and r["steps_per_s"] > 0
-    assert _steps_on_disk(tiny_run["dit_dir"]) == list(range(cfg.checkpoint_every, cfg.steps + 1, cfg.checkpoint_every))
-    assert os.path.exists(os.path.join(tiny_run["dit_dir"], "latents.npz"))
+    assert _steps_on_disk(tiny_run["dit_dir"]) == list(range(cfg.train.checkpoint_every, cfg.train.steps + 1, cfg.train.checkpoint_every))
+    caches = os.listdir(os.path.join(tiny_run["dit_dir"], "latents"))  # one per mixture shape, and the captions
+    assert sorted(n.split("-")[0] for n in caches) == sorted(["captions"] + [str(e) for e in data.mixture(cfg.data)])
 
 
 def _restore_dit_run(workdir, cfg):
     """(step, {"dit": EMA, "ae"}, {"dit": raw, "opt", "rng", "progress"}) of the newest step, restored as training saved it."""
-    ae = nnx.eval_shape(lambda: train.build_autoencoder(cfg))
+    ae = nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg))
     dit = nnx.eval_shape(lambda: build_dit(cfg))
-    tx = train.make_optimizer(cfg.lr, cfg.warmup, cfg.steps, cfg.weight_decay, cfg.grad_clip)
+    tx = training.make_optimizer(cfg.train.lr, cfg.train.warmup, cfg.train.steps, cfg.train.weight_decay, cfg.train.grad_clip)
     opt = nnx.eval_shape(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param))
     return checkpoint.restore(os.path.join(workdir, "checkpoints"),
                               {"dit": abstract_state(dit), "ae": abstract_state(ae)},
@@ -136,15 +141,15 @@ def _restore_dit_run(workdir, cfg):
 def test_ema_differs_from_raw_weights_and_lags_them(tiny_run):
     cfg = tiny_run["cfg"]
     step, model, state = _restore_dit_run(tiny_run["dit_dir"], cfg)
-    assert step == cfg.steps
+    assert step == cfg.train.steps
     ema, raw = jax.tree.leaves(model["dit"]), jax.tree.leaves(state["dit"])
     init = jax.tree.leaves(nnx.state(build_dit(cfg, cfg.seed)))  # training starts both from this
     moved_raw = sum(float(np.abs(r - i).sum()) for r, i in zip(raw, init, strict=True))
     moved_ema = sum(float(np.abs(e - i).sum()) for e, i in zip(ema, init, strict=True))
     assert moved_raw > 0 and 0 < moved_ema < 0.1 * moved_raw  # decay 0.999 over 6 steps: a small step
-    assert int(jax.tree.leaves(state["opt"]["step"])[0]) == cfg.steps
+    assert int(jax.tree.leaves(state["opt"]["step"])[0]) == cfg.train.steps
     # The run's autoencoder weights travel with the DiT checkpoint.
-    ae = train.load_autoencoder(tiny_run["ae_dir"])
+    ae = autoencoder.load_autoencoder(tiny_run["ae_dir"])
     for a, b in zip(jax.tree.leaves(model["ae"]), jax.tree.leaves(nnx.state(ae)), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -153,7 +158,7 @@ def test_logger_on_resume_drops_later_rows_and_a_cut_line(tmp_path):
     with open(tmp_path / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 6))
         f.write('{"step": 6, "lo')  # a kill mid-write
-    logger = train.Logger(str(tmp_path), start=3)
+    logger = training.Logger(str(tmp_path), start=3)
     logger.log(4, loss=0.5)
     assert [(r["step"], r["loss"]) for r in _rows(tmp_path)] == [(1, 1.0), (2, 0.5), (3, 1 / 3), (4, 0.5)]
 
@@ -162,9 +167,9 @@ def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "dit")
     shutil.copytree(tiny_run["dit_dir"], workdir)
-    old_steps = cfg.steps
-    cfg.steps = old_steps + 2
-    train.train(cfg, workdir)
+    old_steps = cfg.train.steps
+    cfg.train.steps = old_steps + 2
+    train_dit.train(cfg, workdir)
     steps = [r["step"] for r in _rows(workdir)]
     assert steps == list(range(1, old_steps + 3))  # the old rows, then exactly the new steps
     assert _steps_on_disk(workdir)[-1] == old_steps + 2
@@ -175,10 +180,10 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoin
     workdir = str(tmp_path / "dit")
     shutil.copytree(tiny_run["dit_dir"], workdir)
     last_good = _steps_on_disk(workdir)[-1]
-    cfg.steps, cfg.lr, cfg.warmup = last_good + 6, 1e9, 0  # diverges at once
+    cfg.train.steps, cfg.train.lr, cfg.train.warmup = last_good + 6, 1e9, 0  # diverges at once
     with pytest.raises(FloatingPointError, match=r"^non-finite loss or grad_norm at step \d+ \(1 such steps, "
-                                                 r"nonfinite_skips=0\): .*lower --config.lr"):
-        train.train(cfg, workdir)
+                                                 r"nonfinite_skips=0\): .*lower --config.train.lr"):
+        train_dit.train(cfg, workdir)
     assert _steps_on_disk(workdir)[-1] == last_good
     step, model, state = _restore_dit_run(workdir, cfg)
     assert step == last_good
@@ -187,10 +192,12 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoin
 
 def _poison_latents(workdir):
     """Make every training latent NaN: from now on every step's loss is non-finite."""
-    path = os.path.join(workdir, "latents.npz")
-    encoded = dict(np.load(path))
-    encoded["latent"][:] = np.nan
-    np.savez(path, **encoded)
+    for name in os.listdir(os.path.join(workdir, "latents")):
+        if not name.startswith("captions"):
+            path = os.path.join(workdir, "latents", name)
+            encoded = dict(np.load(path))
+            encoded["latent"][:] = np.nan
+            np.savez(path, **encoded)
 
 
 def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_path):
@@ -200,8 +207,8 @@ def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_
     _poison_latents(workdir)
     start = _steps_on_disk(workdir)[-1]
     _, _, before = _restore_dit_run(workdir, cfg)
-    cfg.steps, cfg.nonfinite_skips = start + 6, 6
-    train.train(cfg, workdir)
+    cfg.train.steps, cfg.train.nonfinite_skips = start + 6, 6
+    train_dit.train(cfg, workdir)
     new = _rows(workdir)[-6:]
     assert [r["step"] for r in new] == list(range(start + 1, start + 7))
     assert [r["nonfinite_steps"] for r in new] == [1, 2, 3, 4, 5, 6] and all(r["loss"] is None for r in new)
@@ -212,10 +219,10 @@ def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_
             np.testing.assert_array_equal(a, b)
     assert int(after["progress"]["nonfinite"]) == 6 and int(after["progress"]["data_step"]) == start + 6
 
-    cfg.steps, cfg.nonfinite_skips = start + 12, 8  # 6 counted already: the 3rd new one is too many
+    cfg.train.steps, cfg.train.nonfinite_skips = start + 12, 8  # 6 counted already: the 3rd new one is too many
     with pytest.raises(FloatingPointError, match=rf"^non-finite loss or grad_norm at step {start + 9} "
                                                  r"\(9 such steps, nonfinite_skips=8\)"):
-        train.train(cfg, workdir)
+        train_dit.train(cfg, workdir)
     assert _steps_on_disk(workdir)[-1] == start + 6
 
 
@@ -229,9 +236,9 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
     largest = max((os.path.join(chunks, f) for f in os.listdir(chunks)), key=os.path.getsize)  # surely array data
     os.remove(largest)
     with pytest.warns(UserWarning, match=rf"checkpoint step {newest} in .* is unreadable"):
-        train.train(cfg, workdir)
+        train_dit.train(cfg, workdir)
     rows = _rows(workdir)
-    assert [r["step"] for r in rows] == list(range(1, cfg.steps + 1))  # the redone steps replace their rows
+    assert [r["step"] for r in rows] == list(range(1, cfg.train.steps + 1))  # the redone steps replace their rows
     for r in rows[previous:]:  # resumed exactly: the same losses as the first time through these steps
         np.testing.assert_allclose(r["loss"], original[r["step"]]["loss"], rtol=1e-6)
     step, model, _ = _restore_dit_run(workdir, cfg)
@@ -240,6 +247,6 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
 
 def test_negative_nonfinite_skips_is_a_one_line_error(tiny_run):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
-    cfg.nonfinite_skips = -1
-    with pytest.raises(ValueError, match=r"^nonfinite_skips must be >= 0 \(0 stops at the first NaN/Inf step\); got -1$"):
-        train.train(cfg, "/nonexistent")
+    cfg.train.nonfinite_skips = -1
+    with pytest.raises(ValueError, match=r"^train.nonfinite_skips must be >= 0 \(0 stops at the first NaN/Inf step\); got -1$"):
+        train_dit.train(cfg, "/nonexistent")

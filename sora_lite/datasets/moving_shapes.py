@@ -1,5 +1,6 @@
-"""Moving Shapes (spec v1, `shared/specs/moving-shapes.md`): a text-video dataset whose
+"""Moving Shapes (spec v2, `shared/specs/moving-shapes.md`): a text-video dataset whose
 caption fully determines the correct video, so prompt following can be scored exactly.
+An image is a 1-frame clip: no motion, a caption naming colour and shape only.
 
 `render(color, shape, direction, H, W, T, rng)` draws one clip; `example(split, i, ...)`
 is the pure function of `(split, i, H, W, T)` the spec asks for; `MovingShapes` is the
@@ -36,6 +37,12 @@ TEMPLATES = (
     "the {color} {shape} is moving {direction}",
     "{color} {shape} going {direction}",
 )
+IMAGE_TEMPLATES = (
+    "a {color} {shape}",
+    "the {color} {shape}",
+    "a {color} {shape} on black",
+    "{color} {shape}",
+)
 HELDOUT = (
     ("red", "triangle", "up"),
     ("green", "circle", "left"),
@@ -51,7 +58,10 @@ SEEN = tuple(c for c in ALL_COMBOS if c not in HELDOUT)  # 64 combinations
 SPLIT_SIZES = {"validation": 1024, "test_heldout": 512}
 
 
-def caption(color: str, shape: str, direction: str, template: int = 0) -> str:
+def caption(color: str, shape: str, direction: str | None, template: int = 0) -> str:
+    """The spec's caption; an image (`direction` None) gets an image template, without motion."""
+    if direction is None:
+        return IMAGE_TEMPLATES[template].format(color=color, shape=shape)
     return TEMPLATES[template].format(color=color, shape=shape, direction=direction)
 
 
@@ -69,12 +79,13 @@ def shape_mask(shape: str, side: int) -> np.ndarray:
 
 
 def render(color, shape, direction, height, width, frames, rng) -> np.ndarray:
-    """One clip, uint8 [T, H, W, 3], drawn with the spec's size, speed and start rules."""
+    """One clip, uint8 [T, H, W, 3], drawn with the spec's size, speed and start rules; an
+    image (T = 1) does not move, and its object may sit anywhere its box fits."""
     if min(height, width) < 16 or frames < 1:
         raise ValueError(f"Moving Shapes needs H, W >= 16 and T >= 1; got {frames}x{height}x{width}")
     side = int(round(0.3 * min(height, width) * rng.uniform(0.9, 1.1)))
     horizontal = direction in ("left", "right")
-    travel = int(round(0.4 * (width if horizontal else height)))
+    travel = int(round(0.4 * (width if horizontal else height))) if frames > 1 else 0
     sign = 1 if direction in ("right", "down") else -1
     along, across = (width, height) if horizontal else (height, width)
     # Start so the box stays inside in every frame: [0, along - side - travel] moving +,
@@ -91,9 +102,11 @@ def render(color, shape, direction, height, width, frames, rng) -> np.ndarray:
 
 
 def example(split: str, index: int, height: int, width: int, frames: int) -> dict:
-    """Example `index` of `split`: a pure function of its arguments (seeded, no global state)."""
-    seed = [zlib.crc32(split.encode()), index, height, width, frames]
-    rng = np.random.default_rng(seed)
+    """Example `index` of `split`: a pure function of its arguments (seeded, no global state).
+
+    Its combination and caption template do not depend on T, so at T = 1 (an image) it is the
+    combination it has as a video, with the motion dropped (`direction` is then "")."""
+    rng = np.random.default_rng([zlib.crc32(split.encode()), index, height, width])
     if split == "train":
         color, shape, direction = SEEN[rng.integers(len(SEEN))]
         template = int(rng.integers(len(TEMPLATES)))
@@ -101,12 +114,14 @@ def example(split: str, index: int, height: int, width: int, frames: int) -> dic
         combos = SEEN if split == "validation" else HELDOUT
         color, shape, direction = combos[index % len(combos)]
         template = 0
+    direction = direction if frames > 1 else None
+    rng = np.random.default_rng([zlib.crc32(split.encode()), index, height, width, frames])
     return {
         "video": render(color, shape, direction, height, width, frames, rng),
         "caption": caption(color, shape, direction, template),
         "color": color,
         "shape": shape,
-        "direction": direction,
+        "direction": direction or "",
     }
 
 
@@ -127,9 +142,9 @@ def config(frames: int = 17, height: int = 32, width: int = 32, train_size: int 
 
 
 class MovingShapes(tfds.core.GeneratorBasedBuilder):
-    """Moving Shapes level 1: one coloured shape moving in a straight line."""
+    """Moving Shapes level 1: one coloured shape moving in a straight line (or, at T = 1, still)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("2.0.0")  # spec v2: images; combinations independent of T
     BUILDER_CONFIGS = [config()]
 
     def _info(self):

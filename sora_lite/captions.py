@@ -1,0 +1,118 @@
+"""Captions in many wordings: what the DiT trains on, and a vocabulary it never sees.
+
+The spec's templates name each attribute with one word, so a model trained on them alone
+learns a handful of tokens and misses "a scarlet ball sliding to the left". Training
+instead draws each example's caption from a table of `PER_SUBJECT` paraphrases of its
+subject (the spec's own captions first), written with the `TRAIN` vocabulary: several
+synonyms per attribute teach the DiT the meaning the frozen text encoder gives a word,
+not its token. `HELDOUT` holds synonyms, phrasings and templates that no training caption
+uses; prompts written only with them measure whether that carries to unseen words.
+
+A subject is (color, shape, direction), direction None for an image (no motion).
+"""
+
+import numpy as np
+
+from sora_lite.datasets.moving_shapes import ALL_COMBOS, COLORS, IMAGE_TEMPLATES, SHAPES, TEMPLATES
+
+SUBJECTS = ALL_COMBOS + tuple((c, s, None) for c in COLORS for s in SHAPES)  # 72 videos, then 18 images
+SUBJECT_INDEX = {s: i for i, s in enumerate(SUBJECTS)}
+PER_SUBJECT = 32  # paraphrases per subject in the training table
+
+
+def _motions(direction, verbs, extra=()):
+    """(participle, third person) phrases: each verb with the direction, plus `extra` pairs."""
+    return tuple((f"{ing} {direction}", f"{s} {direction}") for ing, s in verbs) + tuple(extra)
+
+
+_TRAIN_VERBS = (("moving", "moves"), ("going", "goes"), ("sliding", "slides"), ("drifting", "drifts"),
+                ("heading", "heads"), ("travelling", "travels"), ("floating", "floats"))
+_HELDOUT_VERBS = (("gliding", "glides"), ("shifting", "shifts"))
+
+# attribute value -> words (or phrases); templates take {color} {shape} and {ing} or {s}.
+TRAIN = {
+    "color": {"red": ("red", "scarlet", "cherry red"), "green": ("green", "lime", "grass green"),
+              "blue": ("blue", "cobalt", "royal blue"), "yellow": ("yellow", "golden", "lemon"),
+              "magenta": ("magenta", "purple", "pink", "fuchsia"), "cyan": ("cyan", "aqua", "turquoise")},
+    "shape": {"circle": ("circle", "ball", "disc", "dot", "round shape"),
+              "square": ("square", "box", "block", "square shape"),
+              "triangle": ("triangle", "pyramid", "triangular shape")},
+    "motion": {
+        "left": _motions("left", _TRAIN_VERBS, (("moving to the left", "moves to the left"),
+                                               ("moving leftward", "moves leftward"))),
+        "right": _motions("right", _TRAIN_VERBS, (("moving to the right", "moves to the right"),
+                                                 ("moving rightward", "moves rightward"))),
+        "up": _motions("up", _TRAIN_VERBS, (("moving upward", "moves upward"), ("rising", "rises"))),
+        "down": _motions("down", _TRAIN_VERBS, (("moving downward", "moves downward"), ("falling", "falls"),
+                                               ("sinking", "sinks"))),
+    },
+    "video": ("a {color} {shape} {ing}", "a {color} {shape} {s}", "the {color} {shape} is {ing}",
+              "{color} {shape} {ing}", "a {color} {shape} that {s}", "video of a {color} {shape} {ing}",
+              "a {shape} in {color} {ing}", "there is a {color} {shape} {ing}",
+              "one {color} {shape} {ing} on a black background"),
+    "image": ("a {color} {shape}", "the {color} {shape}", "a {color} {shape} on black", "{color} {shape}",
+              "an image of a {color} {shape}", "a picture of a {color} {shape}", "a {shape} in {color}",
+              "one {color} {shape} on a black background"),
+}
+
+HELDOUT = {
+    "color": {"red": ("crimson",), "green": ("emerald",), "blue": ("azure", "sapphire"), "yellow": ("gold",),
+              "magenta": ("violet",), "cyan": ("teal",)},
+    "shape": {"circle": ("disk", "orb"), "square": ("cube", "tile"), "triangle": ("wedge",)},
+    "motion": {
+        "left": _motions("toward the left", _HELDOUT_VERBS),
+        "right": _motions("toward the right", _HELDOUT_VERBS),
+        "up": (("ascending", "ascends"), ("climbing", "climbs")),
+        "down": (("descending", "descends"), ("dropping", "drops")),
+    },
+    "video": ("watch the {color} {shape} as it {s}", "an animation where one {color} {shape} {s}",
+              "clip: {color} {shape}, {ing}"),
+    "image": ("a photo showing a {color} {shape}", "a single {color} {shape} against darkness"),
+}
+
+
+def spec_captions(subject) -> list[str]:
+    """The spec's captions of a subject, one per template (the first is what evaluation prompts)."""
+    color, shape, direction = subject
+    templates = IMAGE_TEMPLATES if direction is None else TEMPLATES
+    return [t.format(color=color, shape=shape, direction=direction) for t in templates]
+
+
+def paraphrase(subject, vocab: dict, rng: np.random.Generator) -> str:
+    """One caption of `subject` from `vocab` (TRAIN or HELDOUT), every slot drawn by `rng`."""
+    color, shape, direction = subject
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    words = {"color": pick(vocab["color"][color]), "shape": pick(vocab["shape"][shape])}
+    if direction is None:
+        return pick(vocab["image"]).format(**words)
+    ing, s = pick(vocab["motion"][direction])
+    return pick(vocab["video"]).format(ing=ing, s=s, **words)
+
+
+def training_captions(subject) -> list[str]:
+    """`PER_SUBJECT` distinct captions of a subject: the spec's, then TRAIN paraphrases."""
+    captions = spec_captions(subject)
+    rng = np.random.default_rng([SUBJECT_INDEX[subject], 17])
+    while len(captions) < PER_SUBJECT:
+        c = paraphrase(subject, TRAIN, rng)
+        if c not in captions:
+            captions.append(c)
+    return captions
+
+
+def heldout_caption(subject, index: int) -> str:
+    """Caption `index` of a subject written only in HELDOUT words (every slot, and the template)."""
+    return paraphrase(subject, HELDOUT, np.random.default_rng([SUBJECT_INDEX[subject], index, 29]))
+
+
+def caption_table() -> list[str]:
+    """Every subject's training captions, subject-major: row `subject * PER_SUBJECT + k`."""
+    return [c for s in SUBJECTS for c in training_captions(s)]
+
+
+def sample_prompts(image: bool = False) -> list[str]:
+    """What training samples show: two seen combinations, then two held-out ones (for images,
+    four colour-shape pairs), in the spec's first template."""
+    subjects = (("red", "circle", "left"), ("blue", "square", "up"), ("yellow", "triangle", "right"),
+                ("green", "circle", "left"))
+    return [spec_captions((c, s, None if image else d))[0] for c, s, d in subjects]

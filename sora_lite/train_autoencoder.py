@@ -1,0 +1,172 @@
+"""Training the video autoencoder on the shape mixture (`train_autoencoder`).
+
+Two phases on one step count: `ae_train.steps` of the whole VAE (L1 + L2 + KL), after which
+the latent statistics are set; then `ae_train.decoder_steps` of the decoder alone on the
+frozen encoder's latents (`autoencoder.decoder_loss_fn`), which sharpens reconstructions
+without moving the latents a DiT trains on. Each step is one batch of one mixture entry
+(images and videos alike: one causal model for both), its batch sized to carry the first
+entry's pixels. Rerunning the same command resumes from the newest checkpoint.
+"""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from sora_lite import autoencoder, checkpoint, data, metrics, sharding, training
+from sora_lite.captions import SUBJECTS
+from sora_lite import video as video_io
+from sora_lite.autoencoder import build_autoencoder
+
+
+@nnx.jit(donate_argnums=(0, 1))
+def _vae_step(model, opt, video, key, kl_weight):
+    (loss, aux), grads = nnx.value_and_grad(autoencoder.loss_fn, has_aux=True)(model, video, key, kl_weight)
+    opt.update(model, grads)
+    return loss, aux
+
+
+@nnx.jit(donate_argnums=(0, 1))
+def _decoder_step(model, opt, video):
+    mean, _ = model.encode(video)  # [B, t, h, w, C], outside the gradient: the encoder is frozen
+    loss, grads = nnx.value_and_grad(autoencoder.decoder_loss_fn, argnums=nnx.DiffState(0, autoencoder.DECODER))(
+        model, mean, video)
+    opt.update(model, grads)
+    return loss, {"l2": loss}
+
+
+@nnx.jit
+def _reconstruct(model, video):
+    return model.decode(model.encode(video)[0])
+
+
+@nnx.jit
+def _moments(model, video):
+    mean, _ = model.encode(video)
+    axes = tuple(range(mean.ndim - 1))
+    return mean.mean(axes), jnp.square(mean).mean(axes), mean[..., 0].size
+
+
+def evaluate_autoencoder(model, cfg: ConfigDict, num_examples: int = 256) -> dict:
+    """Per mixture entry: validation PSNR and the share of reconstructions the spec's scoring
+    judges correct (colour, shape and, for videos, direction)."""
+    model = training.local_copy(model)
+    results = {}
+    for entry in data.mixture(cfg.data):
+        videos, recons, subjects = [], [], []
+        for batch in data.batches(data.clips(cfg.data, "validation", entry), 32, seed=0, repeat=False):
+            videos.append(video_io.to_uint8(batch["video"]))
+            recons.append(video_io.to_uint8(_reconstruct(model, jnp.asarray(batch["video"]))))
+            subjects += [SUBJECTS[i] for i in batch["subject"]]
+            if len(subjects) >= num_examples:
+                break
+        videos, recons = np.concatenate(videos), np.concatenate(recons)
+        acc = metrics.accuracy(recons, subjects)
+        results[str(entry)] = {"psnr": metrics.psnr(videos, recons), "recon_accuracy": acc["accuracy"],
+                               **{f"recon_{k}": acc[k] for k in ("color", "shape", "direction") if acc[k] is not None}}
+    return results
+
+
+def set_latent_stats(model, cfg: ConfigDict, num_batches: int = 16):
+    """Per-channel shift/scale of the encoder's mean latent over training data (every mixture
+    entry, by its weight)."""
+    entries = data.mixture(cfg.data)
+    local = training.local_copy(model)
+    moments = []  # (mean, mean of squares, latent positions) per batch
+    for entry in entries:
+        it = data.batches(data.clips(cfg.data, "train", entry), 32, seed=cfg.seed + 1)
+        share = max(1, round(num_batches * entry.weight / sum(e.weight for e in entries)))
+        moments += [_moments(local, jnp.asarray(next(it)["video"])) for _ in range(share)]
+    m1, m2, n = (np.stack(x) for x in zip(*moments))
+    mean, sq = (np.average(m, axis=0, weights=n) for m in (m1, m2))
+    for var, value in ((model.latent_shift, mean), (model.latent_scale, np.sqrt(np.maximum(sq - mean**2, 1e-8)))):
+        var[...] = jax.device_put(value.astype(np.float32), var[...].sharding)  # stays where it was
+
+
+def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
+    """Train the autoencoder data parallel on a mesh of `devices` (default: all) shaped by
+    `cfg.mesh`: its weights whole on every device, each batch split over `data` x `fsdp`."""
+    ac = cfg.ae_train
+    if ac.steps < 1 or ac.decoder_steps < 0:
+        raise ValueError(f"ae_train.steps must be >= 1 and ae_train.decoder_steps >= 0; "
+                         f"got {ac.steps} and {ac.decoder_steps}")
+    entries = training.check_mixture(cfg)
+    total = ac.steps + ac.decoder_steps
+    mesh = sharding.make_mesh(cfg.mesh, devices)
+    model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
+    phases = {"vae": (ac.lr, ac.steps, nnx.Param), "decoder": (ac.decoder_lr, ac.decoder_steps, autoencoder.DECODER)}
+    opts = {  # both in every checkpoint, so either phase resumes from one
+        k: sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), training.make_optimizer(
+            lr, ac.warmup, n), wrt=wrt), mesh)
+        for k, (lr, n, wrt) in phases.items()}
+    ckpt_dir = checkpoint.directory(workdir)
+    mngr = checkpoint.manager(ckpt_dir, cfg.keep_checkpoints)
+    start = 0
+    if mngr.latest_step() is not None:
+        checkpoint.read_config(ckpt_dir, "autoencoder")  # a DiT workdir is not resumed as an autoencoder
+        start, model_state, opt_state = checkpoint.restore(
+            ckpt_dir, checkpoint.abstract_state(model), {k: checkpoint.abstract_state(o) for k, o in opts.items()})
+        checkpoint.discard_newer(mngr, start)
+        nnx.update(model, model_state)
+        for k, o in opts.items():
+            nnx.update(o, opt_state[k])
+        training.say(f"resumed {workdir} at step {start} of {total}")
+    logger = training.Logger(workdir, start)
+    sources = [data.clips(cfg.data, "train", e) for e in entries]
+    # The autoencoder's work grows with latent frames x pixels per frame (it folds 4 frames, or
+    # the first frame alone, into channels): batches carry the first entry's amount of it.
+    work = [autoencoder.latent_shape(cfg.ae, *e.shape)[0] * e.height * e.width for e in entries]
+    multiple = training.batch_multiple(mesh)
+
+    def stream(step):
+        """This process's batches from `step` on, in the phase `step` belongs to (each phase its own schedule)."""
+        vae = step < ac.steps
+        steps, batch_size = (ac.steps, ac.batch_size) if vae else (ac.decoder_steps, ac.decoder_batch_size)
+        choices = data.schedule([e.weight for e in entries], cfg.seed + (0 if vae else 1), steps)
+        return data.MixtureBatches(sources, data.bucket_sizes(work, batch_size, multiple), choices, cfg.seed,
+                                   step if vae else step - ac.steps, jax.process_index(), jax.process_count())
+
+    batches = stream(start)
+    bar = tqdm(range(start, total), initial=start, total=total, desc="autoencoder",
+               disable=jax.process_index() != 0)
+    tic = time.time()
+    for step in bar:
+        if step == ac.steps:
+            batches = stream(step)
+        vae = step < ac.steps
+        _, batch = next(batches)
+        video = sharding.global_batch(mesh, batch["video"])  # [B, T, H, W, 3] over the batch axes
+        with jax.set_mesh(mesh):
+            if vae:
+                key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+                loss, aux = _vae_step(model, opts["vae"], video, key, ac.kl_weight)
+            else:
+                loss, aux = _decoder_step(model, opts["decoder"], video)
+        done = step + 1
+        log_now = done % ac.log_every == 0 or done == total
+        save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total)
+        if log_now or save_now:  # a non-finite state must never reach a checkpoint
+            loss = training.finite_loss(done, loss, "ae_train.lr" if vae else "ae_train.decoder_lr")
+        if log_now:
+            rate = min(ac.log_every, done - start) / (time.time() - tic)
+            tic = time.time()
+            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
+            logger.log(done, loss=loss, steps_per_s=rate, **aux)
+        if save_now:
+            if done == ac.steps:
+                set_latent_stats(model, cfg)
+            checkpoint.save(mngr, done, "autoencoder", cfg, nnx.state(model),
+                            {k: nnx.state(o) for k, o in opts.items()})
+    mngr.wait_until_finished()
+    result = evaluate_autoencoder(model, cfg)
+    logger.log(total, **{f"{k}/{shape}": v for shape, r in result.items() for k, v in r.items()})
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "eval.json"), "w") as f:
+            json.dump(result, f, indent=2)
+    return result

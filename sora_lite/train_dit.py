@@ -1,0 +1,284 @@
+"""Training the DiT (`train`) on latents of a trained autoencoder, over the shape mixture.
+
+Each step is one batch of one mixture entry (a bucket: Open-Sora's choice; see the README
+for why not NaViT-style packing), its size set so every step carries the same tokens. The
+step compiles once per entry, and its timestep shift follows that entry's token count.
+Captions are drawn per example from a table of paraphrases of its subject (captions.py),
+an argument of the step rather than a constant folded into it. Latents and the caption
+table are computed once and cached in the workdir under a key of what made them.
+Rerunning the same command resumes exactly: batches are a pure function of (seed, step).
+The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
+"""
+
+import hashlib
+import json
+import math
+import os
+import time
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from sora_lite import autoencoder, captions, checkpoint, data, diffusion, metrics, patchify, sharding, training
+from sora_lite import video as video_io
+from sora_lite.datasets import moving_shapes
+from sora_lite.dit import build_dit
+from sora_lite.pipeline import Pipeline, num_tokens
+from sora_lite.text import TextEncoder
+
+
+def _fingerprint(*parts) -> str:
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _cached(path: str, compute) -> dict:
+    """The arrays saved at `path`, or `compute()` saved there first. Every process computes the
+    same arrays; each writes its own temporary file and renames it, so a reader never sees half."""
+    if os.path.exists(path):
+        return dict(np.load(path))
+    arrays = compute()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{jax.process_index()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+@nnx.jit
+def _encode(ae, video):
+    return ae.normalize(ae.encode(video)[0])
+
+
+def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict:
+    """{"latent": [n, t, h, w, C], "subject": [n]} of every training clip of `entry`: the frozen
+    encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
+    weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(ae)))
+    size = data.train_size(cfg.data, data.mixture(cfg.data), entry)
+    key = _fingerprint(weights, cfg.ae.to_dict(), os.path.abspath(cfg.data.dir), str(entry), size,
+                       str(moving_shapes.MovingShapes.VERSION))
+
+    def compute():
+        latents, subjects = [], []
+        ds = data.clips(cfg.data, "train", entry)
+        for batch in tqdm(data.batches(ds, 64, seed=0, repeat=False), desc=f"encoding {entry}",
+                          disable=jax.process_index() != 0):
+            latents.append(np.asarray(_encode(ae, jnp.asarray(batch["video"]))))
+            subjects.append(batch["subject"])
+        return {"latent": np.concatenate(latents), "subject": np.concatenate(subjects)}
+
+    return _cached(os.path.join(workdir, "latents", f"{entry}-{key}.npz"), compute)
+
+
+def caption_table(text_encoder: TextEncoder, workdir: str) -> dict:
+    """The text encoder's states of every training caption, {"text": [S, K, L, E], "mask":
+    [S, K, L]} for S subjects and K captions each, plus the empty caption's ("null_text"
+    [L, E], "null_mask" [L]) that guidance trains with; cached under a key of the captions."""
+    table = captions.caption_table()
+    key = _fingerprint(table, text_encoder.max_len)
+
+    def compute():
+        text, mask = zip(*(text_encoder(table[i : i + 256]) for i in range(0, len(table), 256)))
+        null_text, null_mask = text_encoder([""])
+        return {"text": np.concatenate(text), "mask": np.concatenate(mask),
+                "null_text": null_text[0], "null_mask": null_mask[0]}
+
+    arrays = _cached(os.path.join(workdir, "latents", f"captions-{key}.npz"), compute)
+    s, k = len(captions.SUBJECTS), captions.PER_SUBJECT
+    return {**arrays, "text": arrays["text"].reshape(s, k, *arrays["text"].shape[1:]),
+            "mask": arrays["mask"].reshape(s, k, -1)}
+
+
+class ArraySource:
+    """Random access to rows of equally long arrays, as dicts, for grain."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+
+    def __len__(self):
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.arrays.items()}
+
+
+def _ema_update(ema, model, decay):
+    params = nnx.state(model, nnx.Param)
+    nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
+
+
+def init_train_state(cfg: ConfigDict, mesh):
+    """(raw DiT weights, optimizer, EMA weights), each variable born on `mesh` where its logical
+    axis names say; the EMA starts as a copy of the raw weights."""
+    tc = cfg.train
+    model = sharding.init_sharded(lambda: build_dit(cfg, cfg.seed), mesh)
+    ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
+    tx = training.make_optimizer(tc.lr, tc.warmup, tc.steps, tc.weight_decay, tc.grad_clip)
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
+    return model, opt, ema
+
+
+def make_train_step(graphdef, cfg: ConfigDict):
+    """The DiT step as a pure function, to be jitted with donation and out_shardings:
+    (state, progress, batch, table, rng, step) -> (state, progress, (loss, grad_norm)), with
+    batch = {"latent": [B, t, h, w, C], "subject": [B]} and `table` a `caption_table`.
+
+    `state` is nnx.state((raw weights, optimizer, EMA)) of `graphdef`. A step whose loss or
+    gradient norm is not finite leaves the state as it was and is counted in `progress`; the
+    host stops the run when the count exceeds `train.nonfinite_skips`.
+    """
+
+    def train_step(state, progress, batch, table, rng, step):
+        latent, subject = batch["latent"], batch["subject"]  # [B, t, h, w, C], [B]
+        k_loss, k_caption = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(rng), step))
+        pick = jax.random.randint(k_caption, subject.shape, 0, table["text"].shape[1])  # [B] caption of each
+        text, mask = table["text"][subject, pick], table["mask"][subject, pick]  # [B, L, E], [B, L]
+        tokens = math.prod(patchify.grid_shape(latent.shape[1:4], tuple(cfg.dit.patch)))
+        shift = diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens)  # this shape's own
+        loss_fn = lambda m: diffusion.loss(m, latent, text, mask, table["null_text"], table["null_mask"],  # noqa: E731
+                                           k_loss, cfg.diffusion, shift)
+        loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def update(state):
+            model, opt, ema = nnx.merge(graphdef, state)
+            opt.update(model, grads)
+            _ema_update(ema, model, cfg.train.ema_decay)
+            return nnx.state((model, opt, ema))
+
+        state = jax.lax.cond(finite, update, lambda state: state, state)
+        progress = {"data_step": step + 1, "nonfinite": progress["nonfinite"] + jnp.where(finite, 0, 1),
+                    "last_nonfinite": jnp.where(finite, progress["last_nonfinite"], step + 1)}
+        return state, progress, (loss, grad_norm)
+
+    return train_step
+
+
+def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
+    """Train the DiT on latents of the autoencoder in `cfg.train.autoencoder`; resume if possible.
+
+    Runs on a mesh of `devices` (default: all) shaped by `cfg.mesh` (sharding.py)."""
+    tc = cfg.train
+    if not tc.autoencoder:
+        raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
+                         "(scripts/train_autoencoder.py writes one)")
+    if tc.nonfinite_skips < 0:
+        raise ValueError(f"train.nonfinite_skips must be >= 0 (0 stops at the first NaN/Inf step); "
+                         f"got {tc.nonfinite_skips}")
+    ae = autoencoder.load_autoencoder(tc.autoencoder)
+    cfg = ConfigDict(cfg.to_dict())
+    cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it
+    entries = training.check_mixture(cfg)
+    text_encoder = TextEncoder(cfg.text.max_len)
+    latents = [encode_latents(ae, cfg, e, workdir) for e in entries]
+
+    mesh = sharding.make_mesh(cfg.mesh, devices)
+    replicated = NamedSharding(mesh, P())
+    table = jax.device_put(caption_table(text_encoder, workdir), replicated)
+    model, opt, ema = init_train_state(cfg, mesh)
+    # Besides weights and optimizer, a checkpoint holds where the run's randomness and data
+    # stand: the base RNG key (step keys fold the step into it), the index of the next batch,
+    # and the count of skipped non-finite steps.
+    # (From host values, which device_put spreads over every process's devices.)
+    rng = jax.device_put(np.asarray(jax.random.key_data(jax.random.key(cfg.seed))), replicated)
+    progress = {"data_step": np.int32(0), "nonfinite": np.int32(0), "last_nonfinite": np.int32(-1)}
+    progress = jax.device_put(progress, replicated)
+    ckpt_dir = checkpoint.directory(workdir)
+    mngr = checkpoint.manager(ckpt_dir, cfg.keep_checkpoints)
+    start = 0
+    if mngr.latest_step() is not None:
+        checkpoint.read_config(ckpt_dir, "dit")  # an autoencoder workdir is not resumed as a DiT
+        start, saved_model, saved_train = checkpoint.restore(
+            ckpt_dir, {"dit": checkpoint.abstract_state(ema), "ae": checkpoint.abstract_state(ae)},
+            {"dit": checkpoint.abstract_state(model), "opt": checkpoint.abstract_state(opt),
+             "rng": checkpoint.abstract(rng), "progress": checkpoint.abstract(progress)})
+        checkpoint.discard_newer(mngr, start)  # steps past it were unreadable: they would block new saves
+        nnx.update(ema, saved_model["dit"])
+        nnx.update(model, saved_train["dit"])
+        nnx.update(opt, saved_train["opt"])
+        rng, progress = saved_train["rng"], saved_train["progress"]
+        training.say(f"resumed {workdir} at step {start} of {tc.steps}")
+
+    graphdef, state = nnx.split((model, opt, ema))
+    jitted = jax.jit(make_train_step(graphdef, cfg), donate_argnums=(0, 1),
+                     out_shardings=(sharding.param_shardings(state, mesh), replicated, None))
+    train_step = training.PerShape(jitted, lambda state, progress, batch, *_: "x".join(
+        map(str, batch["latent"].shape[:4])), mesh)
+
+    def save(step):
+        checkpoint.save(mngr, step, "dit", cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
+                        {"dit": nnx.state(model), "opt": nnx.state(opt), "rng": rng, "progress": progress})
+
+    logger = training.Logger(workdir, start)
+    pipe = Pipeline(ema, ae, cfg, text_encoder, mesh)  # samples on the training mesh
+    tokens = [num_tokens(cfg, *e.shape) for e in entries]
+    sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
+    choices = data.schedule([e.weight for e in entries], cfg.seed, tc.steps)
+    batches = data.MixtureBatches([grain.MapDataset.source(ArraySource(a)) for a in latents], sizes, choices,
+                                  cfg.seed, int(progress["data_step"]), jax.process_index(), jax.process_count())
+    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="dit", disable=jax.process_index() != 0)
+    tic, seen_tokens = time.time(), 0
+    for step in bar:
+        i, batch = next(batches)  # this process's rows of the global batch
+        batch = {k: sharding.global_batch(mesh, batch[k]) for k in ("latent", "subject")}
+        state, progress, (loss, grad_norm) = train_step(state, progress, batch, table, rng, jnp.int32(step))
+        nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
+        seen_tokens += sizes[i] * tokens[i]
+        done = step + 1
+        log_now = done % tc.log_every == 0 or done == tc.steps
+        save_now = done % tc.checkpoint_every == 0 or done == tc.steps
+        if log_now or save_now:  # a run past its non-finite budget stops before it saves
+            training.check_nonfinite(progress, tc.nonfinite_skips)
+        if log_now:
+            elapsed = time.time() - tic
+            rate = min(tc.log_every, done - start) / elapsed
+            bar.set_postfix(loss=f"{float(loss):.4f}", steps_per_s=f"{rate:.2f}")
+            logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate, tokens_per_s=seen_tokens / elapsed,
+                       nonfinite_steps=progress["nonfinite"])
+            tic, seen_tokens = time.time(), 0
+        if save_now:
+            save(done)
+        if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
+            write_samples(pipe, entries, os.path.join(workdir, "samples", f"step_{done}"))
+    mngr.wait_until_finished()
+    if train_step.compiled:
+        training.say(train_step.summary())
+    if not tc.eval_at_end:
+        return {}
+    result = evaluate(pipe, entries)
+    logger.log(tc.steps, **{f"{shape}/{split}/{k}": v for shape, r in result.items() for split, s in r.items()
+                            for k, v in s.items() if v is not None})
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "eval.json"), "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def evaluate(pipe, entries, seeds=(0, 1)) -> dict:
+    """Prompt accuracy at every mixture shape: seen and held-out combinations (videos) or the
+    colour-shape pairs (images); at the first video shape also prompts in the held-out vocabulary."""
+    first_video = next((e for e in entries if e.frames > 1), None)
+    sets = lambda e: ("seen", "heldout", "new_words") if e is first_video else ("seen", "heldout")  # noqa: E731
+    return {str(e): metrics.evaluate_pipeline(pipe, e.frames, e.height, e.width, seeds, sets(e)) for e in entries}
+
+
+def write_samples(pipe, entries, prefix: str):
+    """A few sample prompts at every mixture shape: GIFs, or PNGs for images."""
+    for e in entries:
+        prompts = captions.sample_prompts(image=e.frames == 1)
+        videos = pipe.generate(prompts, e.frames, e.height, e.width, seed=0)
+        if jax.process_index() != 0:  # every host computes, one writes
+            continue
+        for prompt, v in zip(prompts, videos):
+            video_io.write(f"{prefix}_{e}_{prompt.replace(' ', '_')}.{'png' if e.frames == 1 else 'gif'}", v)

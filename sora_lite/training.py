@@ -1,0 +1,131 @@
+"""What both trainers share: the optimizer, the metrics log, the non-finite policy, the
+shape mixture's checks and batch sizes, and one compiled step per shape.
+
+The trainers themselves: `train_autoencoder.py` (the VAE) and `train_dit.py` (the DiT).
+"""
+
+import json
+import math
+import os
+import time
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from sora_lite import data, sharding
+from sora_lite.pipeline import latent_grid
+
+
+def enable_compilation_cache():
+    """Persist compiled programs in ~/.cache/sora_lite/jax: a second process skips XLA compilation."""
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/sora_lite/jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1)
+    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(schedule, weight_decay=weight_decay))
+
+
+class Logger:
+    """Appends one JSON object per logged step to `workdir/metrics.jsonl`.
+
+    A run that starts at step `start` (a resume) first drops the rows logged after it, and any
+    line cut short by a kill: those steps are run again, so each step appears once."""
+
+    def __init__(self, workdir: str, start: int):
+        os.makedirs(workdir, exist_ok=True)
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        if jax.process_index() != 0 or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            lines = f.read().split("\n")[:-1]  # a killed run may leave a last line without its newline
+        kept = [line for line in lines if json.loads(line)["step"] <= start]
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(line + "\n" for line in kept)
+        os.replace(self.path + ".tmp", self.path)  # the old log stays whole until the new one is
+
+    def log(self, step: int, **values):
+        if jax.process_index() != 0:  # one log per run, however many hosts
+            return
+        # A skipped non-finite step (see `nonfinite_skips`) logs null: the file stays valid JSON.
+        row = {"step": step, **{k: float(v) if np.isfinite(float(v)) else None for k, v in values.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def say(message: str):
+    """A line for the user, on process 0, above the progress bar."""
+    if jax.process_index() == 0:
+        tqdm.write(message)
+
+
+def finite_loss(step: int, loss, lr_key: str) -> float:
+    """A loss as a float, or a one-line FloatingPointError naming the step and the learning
+    rate (`lr_key`) to lower."""
+    loss = float(loss)
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at step {step}: training stopped, the newest checkpoint on "
+                                 f"disk is finite; lower --config.{lr_key} and rerun to resume")
+    return loss
+
+
+def check_nonfinite(progress: dict, allowed: int):
+    """A one-line FloatingPointError once more than `allowed` steps had a NaN/Inf loss or gradient."""
+    count = int(progress["nonfinite"])
+    if count > allowed:
+        raise FloatingPointError(
+            f"non-finite loss or grad_norm at step {int(progress['last_nonfinite'])} ({count} such steps, "
+            f"nonfinite_skips={allowed}): training stopped, the newest checkpoint on disk is finite; "
+            "lower --config.train.lr (or raise --config.train.nonfinite_skips) and rerun to resume")
+
+
+def check_mixture(cfg: ConfigDict) -> list[data.Entry]:
+    """The entries of `cfg.data.mixture`, each checked against the autoencoder's and the patch's
+    divisors: a one-line ValueError naming the first entry that does not fit."""
+    entries = data.mixture(cfg.data)
+    for e in entries:
+        try:
+            latent_grid(cfg, *e.shape)
+        except ValueError as err:
+            raise ValueError(f"data.mixture entry {e}: {err}") from None
+    return entries
+
+
+def batch_multiple(mesh) -> int:
+    """What every batch size must be a multiple of: the mesh's batch shards and the processes."""
+    return math.lcm(sharding.batch_shards(mesh), jax.process_count())
+
+
+def local_copy(module):
+    """`module` with every variable whole on this process's first device (from a mesh, where
+    its values are replicated): for small evaluations every process runs alike."""
+    state = jax.device_put(jax.tree.map(np.asarray, nnx.state(module)), jax.local_devices()[0])
+    return nnx.merge(nnx.graphdef(module), state)
+
+
+class PerShape:
+    """A jitted step compiled ahead of time once per distinct input shape, timed, and reported.
+
+    `key(*args)` names the shape (e.g. "17x32x32"); `self.seconds` maps it to compile time."""
+
+    def __init__(self, jitted, key, mesh):
+        self.jitted, self.key, self.mesh, self.compiled, self.seconds = jitted, key, mesh, {}, {}
+
+    def __call__(self, *args):
+        k = self.key(*args)
+        if k not in self.compiled:
+            tic = time.time()
+            with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
+                self.compiled[k] = self.jitted.lower(*args).compile()
+            self.seconds[k] = time.time() - tic
+            say(f"compiled the step for {k} in {self.seconds[k]:.1f}s")
+        return self.compiled[k](*args)
+
+    def summary(self) -> str:
+        return (f"{len(self.compiled)} compiled steps, one per shape, "
+                f"{sum(self.seconds.values()):.1f}s: " + ", ".join(f"{k} {s:.1f}s" for k, s in self.seconds.items()))
