@@ -88,19 +88,29 @@ def _show(caught):
 
 
 def run_script(main):
-    """absl's app.run for a script's `main`, with libraries quiet and a user error as one line
-    on stderr (`script.py: error: ...`) and exit code 2."""
-    from absl import app
+    """Run a script's `main(argv)` after parsing its absl flags, with libraries quiet and a user
+    error (a bad flag or config key included) as one line on stderr (`script.py: error: ...`)
+    and exit code 2. (Not app.run: it would parse the flags again and trip over config_flags'
+    override flags, and it lets a misspelt config key out as a traceback.)"""
+    from absl import flags
 
-    def wrapped(argv):
-        quiet_libraries()
-        try:
-            return main(argv)
-        except USER_ERRORS as e:
-            print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
-            sys.exit(2)
-
-    app.run(wrapped)
+    prog = os.path.basename(sys.argv[0])
+    try:
+        argv = flags.FLAGS(sys.argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, *USER_ERRORS) as e:
+        text = " ".join(str(e).replace("\\n", " ").split())
+        if len(text) > 1 and text[0] == text[-1] == "'":
+            text = text[1:-1]
+        kind = "no such config key" if isinstance(e, (AttributeError, KeyError)) else "bad flag"
+        hint = " (every config key is in configs/base.py)" if "config" in text or kind != "bad flag" else ""
+        print(f"{prog}: error: {kind}: {text.replace(chr(92) + chr(39), chr(39))}{hint}", file=sys.stderr)
+        sys.exit(2)
+    quiet_libraries()
+    try:
+        main(argv)
+    except USER_ERRORS as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 COLUMNS = ("accuracy", "color", "shape", "direction", "consistency")

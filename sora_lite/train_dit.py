@@ -180,6 +180,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     cfg = ConfigDict(cfg.to_dict())
     cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it
     entries = training.check_mixture(cfg)
+    nnx.eval_shape(lambda: build_dit(cfg))  # a bad architecture key fails now, not after encoding the data
     text_encoder = TextEncoder(cfg.text.max_len)
     latents = [encode_latents(ae, cfg, e, workdir) for e in entries]
 

@@ -1,0 +1,122 @@
+"""Every command that the README, BENCHMARKS.md, the model card and the config and script
+docstrings show runs as written, shrunk to tiny size: `configs/tiny.py` for any config, small
+videos and batches, and temporary workdirs, data and outputs. `sora-lite` commands run
+exactly as written, on the shipped model. A command added to the docs is picked up here."""
+
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = ["README.md", "BENCHMARKS.md", "sora_lite/assets/default/MODEL_CARD.md", "sora_lite/cli.py",
+        *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT))]
+# Run elsewhere: the install and the tests (.ci/run), the fixture maker (needs a PyTorch reference env).
+NOT_HERE = ("pip install", "python -m pytest", "make_text_fixture.py")
+
+
+def documented_commands() -> list[str]:
+    """Each `python scripts/...` or `sora-lite ...` command line in DOCS, continuations joined."""
+    found = []
+    for doc in DOCS:
+        with open(os.path.join(ROOT, doc)) as f:
+            text = f.read().replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.strip().strip("`")
+            for part in line.split("&&"):
+                part = re.sub(r"\s+#.*$", "", part.strip())  # a trailing comment
+                if re.match(r"^(python scripts/\S+\.py|sora-lite (generate|words))(\s|$)", part) and "..." not in part \
+                        and not any(n in part for n in NOT_HERE) and part not in found:
+                    found.append(re.sub(r"\s+", " ", part))
+    return found
+
+
+TINY_FLAGS = {"--frames": "5", "--height": "16", "--width": "16", "--batch": "8", "--steps": "1",
+              "--shapes": "5x16x16,1x16x32", "--seeds": "0", "--schedule": "20"}
+
+
+def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
+    """The command at tiny size: every config -> configs/tiny.py (its data in `data_dir`), every
+    workdir and output under `tmp`, sizes and counts small; the rest as written."""
+    argv = shlex.split(command)
+    if argv[0] == "sora-lite":  # as written, on the shipped model
+        return argv
+    out = []
+    for i, arg in enumerate(argv):
+        prev = argv[i - 1] if i else ""
+        if re.fullmatch(r"configs/\w+\.py", arg):
+            arg = "configs/tiny.py"
+        elif arg.startswith("--config.dit.size="):
+            arg = "--config.dit.size=tiny"
+        elif prev in TINY_FLAGS:
+            arg = TINY_FLAGS[prev]
+        elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
+            # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting), outputs
+            key, _, value = arg.rpartition("=")
+            name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
+            if prev == "--out" and "checkpoints" in value:
+                name = "exported"
+            arg = (key + "=" if key else "") + os.path.join(tmp, name)
+        out.append(arg)
+    if argv[0] == "python":
+        out[0] = sys.executable
+        if "configs/tiny.py" in out:
+            out.append(f"--config.data.dir={data_dir}")
+        if out[1].endswith("bench_sample.py"):
+            out += ["--checkpoint", os.path.join(tmp, "dit"), "--repeats", "1"] * ("--checkpoint" not in out)
+    return out
+
+
+def test_every_documented_command_is_recognised():
+    commands = documented_commands()
+    scripts = {c.split()[1] for c in commands if c.startswith("python")}
+    assert {"scripts/train.py", "scripts/train_autoencoder.py", "scripts/evaluate.py", "scripts/export.py",
+            "scripts/bench_memory.py", "scripts/bench_train.py", "scripts/bench_sample.py",
+            "scripts/bench_mixture.py"} <= scripts
+    assert any(c.startswith("sora-lite generate") and "--frames 1" in c for c in commands)
+
+
+def _order(command: str) -> int:
+    """Autoencoders first, then DiTs, then what reads a trained DiT."""
+    for rank, script in enumerate(("train_autoencoder.py", "scripts/train.py")):
+        if script in command:
+            return rank
+    return 2
+
+
+def test_documented_commands_run_at_tiny_size(data_dir, tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path / "home"), JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if not f.startswith("--xla_force_host_platform_device_count"))
+    env["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"  # the README's 8-device mesh command
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    failures = []
+    for command in sorted(documented_commands(), key=_order):
+        argv = shrink(command, str(tmp_path), data_dir)
+        if argv[0] == "sora-lite":
+            argv = [sys.executable, "-m", "sora_lite.cli", *argv[1:]]
+        run = subprocess.run(argv, cwd=ROOT if argv[1].startswith("scripts/") else tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+        if run.returncode != 0:
+            failures.append(f"{command}\n  ran as: {shlex.join(argv)}\n  {run.stderr.strip()[-1500:]}")
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--config.dit.size=M", "unknown DiT size 'M'"),
+    ("--config.data.mixture=5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
+    ("--config.dit.sise=M", "no such config key: 'sise' Did you mean \"size\""),
+])
+def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, flag, message):
+    argv = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", os.path.join(ROOT, "configs", "tiny.py"),
+            "--workdir", str(tmp_path / "w"), f"--config.train.autoencoder={tiny_run['ae_dir']}",
+            f"--config.data.dir={data_dir}", flag]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and message in last, run.stderr
