@@ -214,8 +214,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     graphdef, state = nnx.split((model, opt, ema))
     jitted = jax.jit(make_train_step(graphdef, cfg), donate_argnums=(0, 1),
                      out_shardings=(sharding.param_shardings(state, mesh), replicated, None))
-    train_step = training.PerShape(jitted, lambda state, progress, batch, *_: "x".join(
-        map(str, batch["latent"].shape[:4])), mesh)
+    train_step = training.PerShape(jitted, mesh)
 
     def save(step):
         checkpoint.save(mngr, step, "dit", cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
@@ -233,7 +232,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     for step in bar:
         i, batch = next(batches)  # this process's rows of the global batch
         batch = {k: sharding.global_batch(mesh, batch[k]) for k in ("latent", "subject")}
-        state, progress, (loss, grad_norm) = train_step(state, progress, batch, table, rng, jnp.int32(step))
+        state, progress, (loss, grad_norm) = train_step(f"{entries[i]} (batch {sizes[i]})", state, progress, batch,
+                                                        table, rng, jnp.int32(step))
         nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
         seen_tokens += sizes[i] * tokens[i]
         done = step + 1

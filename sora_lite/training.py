@@ -109,22 +109,20 @@ def local_copy(module):
 
 
 class PerShape:
-    """A jitted step compiled ahead of time once per distinct input shape, timed, and reported.
+    """A jitted step compiled ahead of time once per named input shape (a mixture entry), timed
+    and reported: `step(name, *args)` runs the program compiled for `name`."""
 
-    `key(*args)` names the shape (e.g. "17x32x32"); `self.seconds` maps it to compile time."""
+    def __init__(self, jitted, mesh):
+        self.jitted, self.mesh, self.compiled, self.seconds = jitted, mesh, {}, {}
 
-    def __init__(self, jitted, key, mesh):
-        self.jitted, self.key, self.mesh, self.compiled, self.seconds = jitted, key, mesh, {}, {}
-
-    def __call__(self, *args):
-        k = self.key(*args)
-        if k not in self.compiled:
+    def __call__(self, name: str, *args):
+        if name not in self.compiled:
             tic = time.time()
             with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
-                self.compiled[k] = self.jitted.lower(*args).compile()
-            self.seconds[k] = time.time() - tic
-            say(f"compiled the step for {k} in {self.seconds[k]:.1f}s")
-        return self.compiled[k](*args)
+                self.compiled[name] = self.jitted.lower(*args).compile()
+            self.seconds[name] = time.time() - tic
+            say(f"compiled the step for {name} in {self.seconds[name]:.1f}s")
+        return self.compiled[name](*args)
 
     def summary(self) -> str:
         return (f"{len(self.compiled)} compiled steps, one per shape, "

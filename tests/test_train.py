@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, checkpoint, data, train_autoencoder, train_dit, training
 from sora_lite.checkpoint import abstract_state
@@ -250,3 +251,28 @@ def test_negative_nonfinite_skips_is_a_one_line_error(tiny_run):
     cfg.train.nonfinite_skips = -1
     with pytest.raises(ValueError, match=r"^train.nonfinite_skips must be >= 0 \(0 stops at the first NaN/Inf step\); got -1$"):
         train_dit.train(cfg, "/nonexistent")
+
+
+def test_per_shape_compiles_once_per_named_shape(capsys):
+    from sora_lite import sharding
+
+    mesh = sharding.make_mesh(ConfigDict(dict(data=1, fsdp=1, tensor=1, sequence=1)), jax.devices()[:1])
+    step = training.PerShape(jax.jit(lambda x: 2 * x), mesh)
+    for n in (3, 5, 3, 5, 3):
+        np.testing.assert_array_equal(step(f"{n}x", np.ones(n, np.float32)), 2 * np.ones(n))
+    assert list(step.compiled) == ["3x", "5x"]
+    assert step.summary().startswith("2 compiled steps, one per shape, ") and "3x " in step.summary()
+    assert capsys.readouterr().out.count("compiled the step for") == 2
+
+
+def test_latent_cache_is_keyed_by_the_autoencoder_and_the_data(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    ae = autoencoder.load_autoencoder(tiny_run["ae_dir"])
+    entry = data.mixture(cfg.data)[0]
+    first = train_dit.encode_latents(ae, cfg, entry, str(tmp_path))
+    np.testing.assert_array_equal(train_dit.encode_latents(ae, cfg, entry, str(tmp_path))["latent"], first["latent"])
+    cfg.data.train_size += 64  # other data: encoded anew, not read from the cache
+    assert len(train_dit.encode_latents(ae, cfg, entry, str(tmp_path))["latent"]) > len(first["latent"])
+    ae.latent_shift[...] += 1.0  # other autoencoder weights, same config and path: encoded anew
+    again = train_dit.encode_latents(ae, cfg, entry, str(tmp_path))
+    assert len(os.listdir(tmp_path / "latents")) == 3 and not np.allclose(again["latent"][:8], first["latent"][:8])
