@@ -99,7 +99,7 @@ def run_script(main):
         argv = flags.FLAGS(sys.argv)
     except (flags.Error, AttributeError, KeyError, TypeError, *USER_ERRORS) as e:
         text = " ".join(str(e).replace("\\n", " ").split())
-        if len(text) > 1 and text[0] == text[-1] == "'":
+        while len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # KeyError's repr quotes
             text = text[1:-1]
         kind = "no such config key" if isinstance(e, (AttributeError, KeyError)) else "bad flag"
         hint = " (every config key is in configs/base.py)" if "config" in text or kind != "bad flag" else ""

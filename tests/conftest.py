@@ -20,6 +20,16 @@ if ROOT not in sys.path:  # `configs` is a top-level package next to sora_lite
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One persistent compilation cache for the session: the many tiny training runs compile the
+    same programs (as a user's reruns do from ~/.cache/sora_lite)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     """Where the tiny Moving Shapes builds go (built on first use, shared by the session)."""

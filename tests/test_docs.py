@@ -66,8 +66,9 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
         out[0] = sys.executable
         if "configs/tiny.py" in out:
             out.append(f"--config.data.dir={data_dir}")
-        if out[1].endswith("bench_sample.py"):
-            out += ["--checkpoint", os.path.join(tmp, "dit"), "--repeats", "1"] * ("--checkpoint" not in out)
+        if out[1].endswith("bench_sample.py"):  # the tiny model, and its JSON away from the repository
+            out += ["--checkpoint", os.path.join(tmp, "dit")] * ("--checkpoint" not in out) + ["--repeats", "1"]
+            out += ["--out", os.path.join(tmp, "bench_sample.json")] * ("--out" not in out)
     return out
 
 
