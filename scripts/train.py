@@ -12,7 +12,8 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from sora_lite import cli, train_dit, training
+import sora_lite
+from sora_lite import cli, train_dit
 
 config_flags.DEFINE_config_file("config", "configs/base.py", "Config file.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics.jsonl and samples go.", required=True)
@@ -30,7 +31,7 @@ def main(_):
             jax.distributed.initialize()  # auto-detects a cluster's coordinator, process count and index
         except ValueError:  # "coordinator_address should be defined": no cluster here, one process
             pass
-    training.enable_compilation_cache()
+    sora_lite.enable_compilation_cache()
     result = train_dit.train(f.config, f.workdir)
     if jax.process_index() == 0:
         print(cli.eval_table(result) if result else f"trained {f.workdir} to step {f.config.train.steps} "

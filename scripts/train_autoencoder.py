@@ -7,14 +7,15 @@ python scripts/train_autoencoder.py --config configs/shapes.py --workdir runs/sh
 from absl import flags
 from ml_collections import config_flags
 
-from sora_lite import cli, train_autoencoder, training
+import sora_lite
+from sora_lite import cli, train_autoencoder
 
 config_flags.DEFINE_config_file("config", "configs/base.py", "Config file.")
 flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go; rerun to resume.", required=True)
 
 
 def main(_):
-    training.enable_compilation_cache()
+    sora_lite.enable_compilation_cache()
     result = train_autoencoder.train_autoencoder(flags.FLAGS.config, flags.FLAGS.workdir)
     for shape, r in result.items():
         print(shape, " ".join(f"{k}={v:.4g}" for k, v in r.items()))

@@ -11,7 +11,10 @@ Shape letters used in comments throughout:
   model   D width, K heads, Dh = D/K head dim
 """
 
+import os
+
 import flax
+import jax
 
 # Parameters carry logical axis names that sharding.py maps onto a mesh when the model
 # is created (jit with out_shardings); they must not demand a mesh on their own.
@@ -19,4 +22,12 @@ flax.config.update("flax_always_shard_variable", False)
 
 from sora_lite.pipeline import Pipeline  # noqa: E402
 
-__all__ = ["Pipeline"]
+
+def enable_compilation_cache():
+    """Persist compiled programs in ~/.cache/sora_lite/jax: a second process skips XLA compilation.
+    (Here, not in training.py, so that `sora-lite generate` does not import the input pipeline.)"""
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/sora_lite/jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+__all__ = ["Pipeline", "enable_compilation_cache"]

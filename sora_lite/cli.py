@@ -13,10 +13,9 @@ USER_ERRORS = (ValueError, FloatingPointError, OSError, RuntimeError)
 
 
 def _generate(args):
-    from sora_lite import training, video
-    from sora_lite.pipeline import Pipeline
+    from sora_lite import Pipeline, enable_compilation_cache, video
 
-    training.enable_compilation_cache()  # a second `generate` skips XLA compilation
+    enable_compilation_cache()  # a second `generate` skips XLA compilation
     video.check_extension(args.out, args.frames)
     tic = time.time()
     pipe = Pipeline.from_pretrained(args.checkpoint)

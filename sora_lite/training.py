@@ -20,12 +20,6 @@ from sora_lite import data, sharding
 from sora_lite.pipeline import latent_grid
 
 
-def enable_compilation_cache():
-    """Persist compiled programs in ~/.cache/sora_lite/jax: a second process skips XLA compilation."""
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/sora_lite/jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-
 def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1)
     return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(schedule, weight_decay=weight_decay))
