@@ -64,12 +64,17 @@ def read_config(directory: str, kind: str) -> tuple[ConfigDict, int]:
     """The config and step of the newest readable checkpoint in `directory`, which must hold
     a `kind` model (a key of KINDS), or a one-line CheckpointError saying what it holds."""
     step, out = _restore_newest(directory, {"config": ocp.args.JsonRestore()})
-    config = _tuples(out["config"])
+    return _config_of_kind(directory, out["config"], kind), step
+
+
+def _config_of_kind(directory: str, saved: dict, kind: str) -> ConfigDict:
+    """A saved config as a ConfigDict, or a one-line CheckpointError unless it holds a `kind` model."""
+    config = _tuples(saved)
     found = config.pop("model", None)
     if found != kind:
         holds = f"holds {KINDS[found].split(' (')[0]}" if found in KINDS else "holds no sora_lite model"
         raise CheckpointError(f"{directory} {holds}; expected {KINDS[kind]}")
-    return ConfigDict(config), step
+    return ConfigDict(config)
 
 
 def restore(directory: str, model_target, train_target=None, step: int | None = None):
@@ -141,8 +146,9 @@ def export(directory: str, out: str) -> int:
     is made beside `out` and swapped in whole, so a failed export leaves the old one. Returns
     the step."""
     # Restoring the model item reads every byte that will be copied: a corrupt one is never exported.
-    read_config(directory, "dit")  # an autoencoder run is not a model to sample from
-    step, _ = _restore_newest(directory, {"config": ocp.args.JsonRestore(), "model": ocp.args.StandardRestore()})
+    step, restored = _restore_newest(directory, {"config": ocp.args.JsonRestore(),
+                                                 "model": ocp.args.StandardRestore()})
+    _config_of_kind(directory, restored["config"], "dit")  # an autoencoder run is not a model to sample from
     src = os.path.join(os.path.abspath(directory), str(step))
     tmp = os.path.abspath(out) + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
