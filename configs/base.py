@@ -47,19 +47,26 @@ def get_config() -> ConfigDict:
     c.diffusion.base_tokens = 20  # timestep shift sqrt(tokens / base_tokens): 2 at 17x32x32 (80 tokens)
     c.diffusion.caption_dropout = 0.1
 
-    c.sample = ConfigDict(dict(steps=25, guidance=4.0))
+    # edit_strength: how much of a video `Pipeline.edit` noises before resampling (SDEdit), in (0, 1].
+    c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6))
 
     # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
     # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,
     # rounded to a multiple of the mesh's batch shards.
     c.train = ConfigDict(dict(
         autoencoder="",  # a scripts/train_autoencoder.py workdir
+        init_from="",  # a DiT model (workdir or exported) to start from; its autoencoder unless `autoencoder` is set
         steps=10_000, batch_size=32, lr=3e-4, warmup=500, weight_decay=0.01, grad_clip=1.0,
         ema_decay=0.999,
         nonfinite_skips=0,  # NaN/Inf steps whose update is dropped before the run stops (counted in metrics)
         log_every=50, checkpoint_every=1000,
         sample_every=2000,  # sample videos of every mixture shape; 0: never
         eval_at_end=True))  # prompt accuracy at every mixture shape, and on the held-out vocabulary
+    # Frames each training example is given (conditioning.py), as weights of the kinds: none
+    # alone is plain text-to-video; first_frame animates images, head/tail extend, first_last
+    # connects, keyframes interpolate.
+    c.train.conditions = ConfigDict(dict(none=1.0, first_frame=0.0, head=0.0, tail=0.0, first_last=0.0,
+                                         keyframes=0.0))
 
     # Device mesh (sora_lite/sharding.py); -1 = all remaining devices. On one device all are 1.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))

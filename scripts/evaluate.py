@@ -12,8 +12,6 @@ checkpoint's workdir (the shipped model's figures are printed only).
 """
 
 import argparse
-import json
-import os
 import sys
 
 from sora_lite import cli
@@ -49,12 +47,7 @@ def main():
     except cli.USER_ERRORS as e:
         sys.exit(f"evaluate.py: error: {e}")
     print(cli.eval_table(results))
-    out = args.out or (os.path.join(args.checkpoint, "evaluate.json") if args.checkpoint else None)
-    if out is None:
-        return
-    with open(out, "w") as f:
-        json.dump({"settings": vars(args), **results}, f, indent=2)
-    print(f"wrote {out}")
+    cli.write_results(args, results, "evaluate.json")
 
 
 if __name__ == "__main__":

@@ -196,17 +196,19 @@ def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> Autoencoder:
     return Autoencoder(cfg.ae, nnx.Rngs(seed))
 
 
-def load_autoencoder(workdir: str) -> Autoencoder:
-    """The trained autoencoder (with its latent statistics) of an autoencoder workdir, rebuilt
-    from the architecture its checkpoint carries, on this process's first device (not wherever
-    the saving run kept it: with several processes that device may belong to another one)."""
-    directory = checkpoint.directory(workdir)
-    cfg, _ = checkpoint.read_config(directory, "autoencoder")
-    ae = nnx.eval_shape(lambda: build_autoencoder(cfg))
+def load_autoencoder(path: str) -> Autoencoder:
+    """The trained autoencoder (with its latent statistics) of an autoencoder workdir, or the one
+    inside a DiT model (a training workdir or an exported model), rebuilt from the architecture
+    its checkpoint carries, on this process's first device (not wherever the saving run kept it:
+    with several processes that device may belong to another one)."""
+    directory = checkpoint.directory(path)
+    kind, cfg, arrays = checkpoint.load_arrays(directory, ("autoencoder", "dit"))
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda x: x.update(sharding=here), checkpoint.abstract_state(ae))
-    _, state, _ = checkpoint.restore(directory, target)
-    nnx.update(ae, state)
+    ae = build_autoencoder(cfg)
+    nnx.update(ae, jax.device_put(nnx.state(ae), here))
+    missing = checkpoint.fill(ae, arrays["ae"] if kind == "dit" else arrays, directory)
+    if missing:
+        raise checkpoint.CheckpointError(f"{directory} lacks autoencoder weights ({', '.join(missing[:3])}); retrain it")
     return ae
 
 

@@ -33,15 +33,21 @@ def peak_flops(device) -> float | None:
 def model_flops_per_step(dit: DiT, tokens: int, batch: int) -> float:
     """Training FLOPs of one step: (6 N_matmul + 12 L d S) per token (Kaplan et al., PaLM's MFU),
     with N_matmul the weights of every dense layer and S the tokens per video."""
-    n_matmul = sum(math.prod(m.kernel.shape) for _, m in nnx.iter_graph(dit) if isinstance(m, nnx.Linear))
+    # (Not the given-frames input: the text-to-video step that the benchmarks time skips it.)
+    n_matmul = sum(math.prod(m.kernel.shape) for path, m in nnx.iter_graph(dit)
+                   if isinstance(m, nnx.Linear) and "frames_embed" not in path)
     per_token = 6 * n_matmul + 12 * dit.size.depth * dit.size.width * tokens
     return float(per_token * tokens * batch)
 
 
 class Step:
-    """The jitted train step of `cfg` on `mesh` for `batch` videos of frames x height x width."""
+    """The jitted text-to-video train step of `cfg` on `mesh` for `batch` videos of frames x height
+    x width. (Given frames, `train.conditions`, add the autoencoder's encoding of them and one
+    projection; the benchmarks time the step every run pays.)"""
 
     def __init__(self, cfg: ConfigDict, mesh, frames: int, height: int, width: int, batch: int):
+        cfg = ConfigDict(cfg.to_dict())
+        cfg.train.conditions.update({k: float(k == "none") for k in cfg.train.conditions})
         self.cfg, self.mesh, self.batch = cfg, mesh, batch
         self.latent_shape = (batch, *autoencoder.latent_shape(cfg.ae, frames, height, width))
         self.tokens = num_tokens(cfg, frames, height, width)
@@ -50,11 +56,12 @@ class Step:
         self.abstract_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                                            abstract, self.state_sharding)
         self.replicated = NamedSharding(mesh, P())
-        fn = train_dit.make_train_step(self.graphdef, cfg)
+        self.ae_graphdef, self.ae_abstract = nnx.split(nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg)))
+        fn = train_dit.make_train_step(self.graphdef, self.ae_graphdef, cfg)
         self.jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=(self.state_sharding, self.replicated, None))
 
     def abstract_args(self):
-        """(state, progress, batch, caption table, rng, step) as ShapeDtypeStructs on the mesh; the
+        """(state, progress, batch, caption table, autoencoder, rng, step) as ShapeDtypeStructs on the mesh; the
         table holds one caption whose max_len tokens are all real: the text side at full size."""
         rep = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=self.replicated)  # noqa: E731
         on_batch = lambda shape, dtype: jax.ShapeDtypeStruct(  # noqa: E731
@@ -64,7 +71,8 @@ class Step:
         L = self.cfg.text.max_len
         table = {"text": rep((1, 1, L, TEXT_DIM), jnp.float32), "mask": rep((1, 1, L), jnp.bool_),
                  "null_text": rep((L, TEXT_DIM), jnp.float32), "null_mask": rep((L,), jnp.bool_)}
-        return self.abstract_state, progress, batch, table, rep((2,), jnp.uint32), rep((), jnp.int32)
+        ae = jax.tree.map(lambda x: rep(x.shape, x.dtype), self.ae_abstract)
+        return self.abstract_state, progress, batch, table, ae, rep((2,), jnp.uint32), rep((), jnp.int32)
 
     def compile(self):
         with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
@@ -94,7 +102,8 @@ def speed(step: Step, steps: int, warmup: int = 2) -> dict:
     """Median wall time of `steps` train steps (after `warmup` untimed ones) on random latents."""
     model, opt, ema = train_dit.init_train_state(step.cfg, step.mesh)
     state = nnx.state((model, opt, ema))
-    _, progress, batch, table, rng, _ = step.abstract_args()
+    _, progress, batch, table, ae, rng, _ = step.abstract_args()
+    ae = jax.device_put(nnx.state(autoencoder.build_autoencoder(step.cfg)), step.replicated)  # unused: text-to-video
     progress = jax.device_put(dict.fromkeys(progress, np.int32(0)), step.replicated)
     noise = np.random.default_rng(0).normal(size=batch["latent"].shape).astype(np.float32)
     batch = {"latent": jax.device_put(noise, batch["latent"].sharding),
@@ -107,7 +116,7 @@ def speed(step: Step, steps: int, warmup: int = 2) -> dict:
     times = []
     for i in range(warmup + steps):
         tic = time.perf_counter()
-        state, progress, (loss, _) = compiled(state, progress, batch, table, rng, np.int32(i))
+        state, progress, (loss, _) = compiled(state, progress, batch, table, ae, rng, np.int32(i))
         loss.block_until_ready()
         times.append(time.perf_counter() - tic)
     if not np.isfinite(float(loss)):

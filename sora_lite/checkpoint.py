@@ -13,6 +13,7 @@ import shutil
 import warnings
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from ml_collections import ConfigDict
@@ -101,6 +102,57 @@ def _restore_newest(directory: str, items: dict, step: int | None = None):
             _warn_fallback(directory, s, e)
     raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
                           "retrain or point to another directory")
+
+
+def load_arrays(directory: str, kinds: tuple[str, ...]) -> tuple[str, ConfigDict, dict]:
+    """(kind, config, model item as saved) of the newest readable step, which must hold one of
+    `kinds`, on this process's first device. The target comes from the step's own metadata, so
+    this reads a checkpoint whose architecture differs from today's (`fill` copies it into a
+    model that has new, zero-initialised inputs), saved on any topology."""
+    mngr = _open_existing(directory)
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    for step in _steps_newest_first(mngr):
+        try:
+            with ocp.StandardCheckpointer() as reader:
+                saved = reader.metadata(os.path.join(os.path.abspath(directory), str(step), "model")).item_metadata
+            target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+                                  getattr(saved, "tree", saved))
+            out = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                             model=ocp.args.StandardRestore(target)))
+        except Exception as e:  # noqa: BLE001 - any failure means this step is unreadable
+            _warn_fallback(directory, step, e)
+            continue
+        kind = out["config"].get("model")
+        return kind, _config_of_kind(directory, out["config"], kind if kind in kinds else kinds[0]), out["model"]
+    raise CheckpointError(f"no readable checkpoint in {directory}: the files are missing or corrupt; "
+                          "retrain or point to another directory")
+
+
+def fill(module, arrays: dict, source: str) -> list[str]:
+    """Copy saved `arrays` (a module's state as a checkpoint holds it) into `module`, each onto
+    the sharding its variable has. Returns the names of the module's variables the checkpoint
+    lacks (they keep their initial values); a shape mismatch or a saved array the module has no
+    place for is a one-line CheckpointError."""
+    saved = {tuple(str(getattr(k, "key", k)) for k in path[:-1]): value  # drop the trailing "value" key
+             for path, value in jax.tree_util.tree_flatten_with_path(arrays)[0]}
+    state = nnx.state(module)
+    flat = dict(nnx.to_flat_state(state))
+    unknown = sorted(".".join(p) for p in set(saved) - {tuple(map(str, p)) for p in flat})
+    if unknown:
+        raise CheckpointError(f"{source} holds weights this model has no place for ({', '.join(unknown[:3])}); "
+                              "is it the same architecture (dit.size, dit.patch, ae)?")
+    missing = []
+    for path, var in flat.items():
+        value = saved.get(tuple(map(str, path)))
+        if value is None:
+            missing.append(".".join(map(str, path)))
+        elif value.shape != var.get_value().shape:
+            raise CheckpointError(f"{source}: {'.'.join(map(str, path))} has shape {tuple(value.shape)}, this model "
+                                  f"{tuple(var.get_value().shape)}; is it the same architecture (dit.size, dit.patch, ae)?")
+        else:
+            var.set_value(jax.device_put(np.asarray(value), getattr(var.get_value(), "sharding", None)))  # its own buffer
+    nnx.update(module, nnx.from_flat_state(flat))
+    return missing
 
 
 def discard_newer(mngr: ocp.CheckpointManager, step: int):

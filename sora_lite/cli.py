@@ -1,54 +1,111 @@
-"""The `sora-lite` command (`sora-lite generate "a red circle moving left" --out red.mp4`), and
-what the scripts share with it: one-line errors, quiet libraries, the evaluation table."""
+"""The `sora-lite` command (`sora-lite generate "a red circle moving left" --out red.mp4`; frames
+as prompts: `animate`, `extend`, `connect`, `interpolate`, `edit`, `story`), and what the
+scripts share with it: one-line errors, quiet libraries, the evaluation table."""
 
 import argparse
+import json
 import os
 import sys
 import time
 import warnings
+
+import numpy as np
 
 # What a user can cause (a bad argument, a missing or wrong checkpoint, a diverging run):
 # reported in one line, exit code 2. Anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FloatingPointError, OSError, RuntimeError)
 
 
-def _generate(args):
+def _run(args):
+    """Load the model, run the command's pipeline method on its inputs, write the result."""
     from sora_lite import Pipeline, enable_compilation_cache, video
 
-    enable_compilation_cache()  # a second `generate` skips XLA compilation
-    video.check_extension(args.out, args.frames)
+    enable_compilation_cache()  # a second run skips XLA compilation
+    video.check_extension(args.out, args.frames if args.command == "generate" else None)
     tic = time.time()
+    read = lambda path: video.read(path)[None]  # noqa: E731 - [1, T, H, W, 3]
+    inputs = {name: read(getattr(args, name)) for name in ("image", "video", "first", "last") if name in args}
     pipe = Pipeline.from_pretrained(args.checkpoint)
-    frames = pipe.generate([args.prompt], num_frames=args.frames, height=args.height, width=args.width,
-                           seed=args.seed, steps=args.steps, guidance=args.guidance)[0]
-    video.write(args.out, frames)
-    print(f"wrote {args.out} ({frames.shape[0]} frames, {frames.shape[1]}x{frames.shape[2]}) "
-          f"in {time.time() - tic:.1f}s")
+    common = dict(height=args.height, width=args.width, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    frames = {} if args.frames is None else {"num_frames": args.frames}
+    if args.command == "generate":
+        out = pipe.generate([args.prompt], num_frames=args.frames, **common)
+    elif args.command == "animate":
+        out = pipe.image_to_video([args.prompt], inputs["image"][:, 0], **frames, **common)
+    elif args.command == "extend":
+        out = pipe.extend([args.prompt], inputs["video"], backward=args.backward, **frames, **common)
+    elif args.command == "connect":
+        first, last = (x[:, 0] if x.shape[1] == 1 else x for x in (inputs["first"], inputs["last"]))
+        out = pipe.connect([args.prompt], first, last, **frames, **common)
+    elif args.command == "interpolate":
+        out = pipe.interpolate([args.prompt], np.concatenate([read(f)[:, :1] for f in args.keyframes], 1),
+                               **frames, **common)
+    elif args.command == "edit":
+        out = pipe.edit([args.prompt], inputs["video"], strength=args.strength, **common)
+    else:  # story
+        out = pipe.story(args.prompts, **({} if args.frames is None else {"frames_per_scene": args.frames}), **common)
+    video.write(args.out, out[0])
+    print(f"wrote {args.out} ({out.shape[1]} frames, {out.shape[2]}x{out.shape[3]}) in {time.time() - tic:.1f}s")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sora-lite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    media = "PNG, JPEG, GIF or MP4"
+    commands = {
+        "generate": ("generate a video (or, with --frames 1, an image) from a text prompt",
+                     "1 + 4k frames (default: the model's)", [("prompt", {})]),
+        "animate": ("animate an image: it is the video's first frame", "1 + 4k frames (default 17)",
+                    [("image", {"help": f"{media} (its first frame)"}), ("prompt", {})]),
+        "extend": ("continue a video forward (or, with --backward, backward) in time",
+                   "1 + 4k frames of the result, the given included (default 33)",
+                   [("video", {"help": media}), ("prompt", {})]),
+        "connect": ("a video from A to B: A's frames open it, B's close it", "1 + 4k frames (default 33)",
+                    [("first", {"metavar": "A", "help": f"{media}: an image or a clip"}),
+                     ("last", {"metavar": "B", "help": f"{media}: an image or a clip"}), ("prompt", {})]),
+        "interpolate": ("fill in the frames between keyframes, spread evenly over the video",
+                        "1 + 4k frames (default 17)",
+                        [("keyframes", {"nargs": "+", "metavar": "FRAME", "help": f"two or more {media} files"}),
+                         ("prompt", {})]),
+        "edit": ("redo a video after a new prompt, keeping its layout and motion (SDEdit)", None,
+                 [("video", {"help": media}), ("prompt", {})]),
+        "story": ("one video of several scenes, a prompt each, each continuing the last",
+                  "1 + 4k frames per scene (default 17)", [("prompts", {"nargs": "+", "metavar": "PROMPT"})]),
+    }
+    for name, (help_text, frames_help, positionals) in commands.items():
+        c = sub.add_parser(name, help=help_text, description=help_text)
+        for arg, kwargs in positionals:
+            c.add_argument(arg, **kwargs)
+        c.add_argument("--out", default="video.mp4", help="output .mp4 or .gif (.png for one frame)")
+        if frames_help:
+            c.add_argument("--frames", type=int, default=None, help=frames_help)
+        if name == "extend":
+            c.add_argument("--backward", action="store_true", help="the given video closes the result")
+        if name == "edit":
+            c.add_argument("--strength", type=float, default=None,
+                           help="how much of the video is redone, in (0, 1] (default: the model's)")
+        c.add_argument("--height", type=int, default=None, help="default: the model's (or the inputs')")
+        c.add_argument("--width", type=int, default=None, help="default: the model's (or the inputs')")
+        c.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
+        c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--checkpoint", default=None, help="training workdir or checkpoint dir (default: shipped model)")
+    sub.add_parser("words", help="the words the shipped model's captions trained on")
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="sora-lite", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="generate a video (or, with --frames 1, an image) from a text prompt")
-    g.add_argument("prompt")
-    g.add_argument("--out", default="video.mp4", help="output .mp4 or .gif (.png for --frames 1)")
-    g.add_argument("--frames", type=int, default=None, help="1 + 4k frames (default: the model's)")
-    g.add_argument("--height", type=int, default=None, help="default: the model's")
-    g.add_argument("--width", type=int, default=None, help="default: the model's")
-    g.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--checkpoint", default=None, help="training workdir or checkpoint dir (default: shipped model)")
-    sub.add_parser("words", help="the words the shipped model's captions trained on")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.command == "words":
         print(_words())
         return 0
+    if "frames" not in args:
+        args.frames = None
     quiet_libraries()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            _generate(args)
+            _run(args)
         except USER_ERRORS as e:
             _show(caught)
             print(f"sora-lite: error: {e}", file=sys.stderr)
@@ -110,6 +167,17 @@ def run_script(main):
     except USER_ERRORS as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def write_results(args, results: dict, name: str):
+    """An evaluation script's figures as JSON, with its settings: to --out, by default `name` in
+    the checkpoint's workdir (the shipped model's figures are printed only)."""
+    out = args.out or (os.path.join(args.checkpoint, name) if args.checkpoint else None)
+    if out is None:
+        return
+    with open(out, "w") as f:
+        json.dump({"settings": vars(args), **results}, f, indent=2)
+    print(f"wrote {out}")
 
 
 COLUMNS = ("accuracy", "color", "shape", "direction", "consistency")

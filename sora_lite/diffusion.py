@@ -36,19 +36,24 @@ def velocity_target(x0, noise):
     return noise - x0
 
 
-def drop_captions(key, text, mask, null_text, null_mask, rate: float):
-    """Replace each sample's caption by the empty caption with probability `rate` (for CFG)."""
-    drop = jax.random.bernoulli(key, rate, (text.shape[0],))  # [B]
-    text = jnp.where(drop[:, None, None], null_text[None], text)  # [B, L, E]
-    mask = jnp.where(drop[:, None], null_mask[None], mask)  # [B, L]
-    return text, mask
+def drop_captions(key, cond, null_text, null_mask, rate: float):
+    """Replace each sample's caption by the empty caption with probability `rate` (for CFG);
+    given frames stay, as guidance at sampling keeps them."""
+    drop = jax.random.bernoulli(key, rate, (cond.text.shape[0],))  # [B]
+    text = jnp.where(drop[:, None, None], null_text[None], cond.text)  # [B, L, E]
+    mask = jnp.where(drop[:, None], null_mask[None], cond.mask)  # [B, L]
+    return cond._replace(text=text, mask=mask)
 
 
-def loss(model, x0, text, mask, null_text, null_mask, key, cfg, shift: float):
-    """Mean squared error between predicted and true velocity at random (t, noise)."""
+def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None):
+    """Mean squared error between predicted and true velocity at random (t, noise), over the
+    latent frames `weights` [B, t] counts (default: all; given frames are not generated)."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
     t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
     noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
-    text, mask = drop_captions(k_drop, text, mask, null_text, null_mask, cfg.caption_dropout)
-    v = model(add_noise(x0, noise, t), t, text, mask)
-    return jnp.mean(jnp.square(v.astype(jnp.float32) - velocity_target(x0, noise)))
+    cond = drop_captions(k_drop, cond, null_text, null_mask, cfg.caption_dropout)
+    v = model(add_noise(x0, noise, t), t, cond)
+    err = jnp.mean(jnp.square(v.astype(jnp.float32) - velocity_target(x0, noise)), axis=(2, 3, 4))  # [B, t]
+    if weights is None:
+        return jnp.mean(err)
+    return jnp.sum(err * weights) / jnp.maximum(jnp.sum(weights), 1.0)

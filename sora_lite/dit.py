@@ -1,6 +1,6 @@
 """The diffusion transformer over spacetime patches.
 
-patchify -> linear embed -> depth x [adaLN-Zero self-attention with 3D RoPE and QK-norm,
+patchify -> linear embed (+ given frames, conditioning.py) -> depth x [adaLN-Zero self-attention with 3D RoPE and QK-norm,
 cross-attention to text tokens, adaLN-Zero MLP] -> adaLN final layer -> unpatchify.
 
 The blocks are stacked (one parameter tree with a leading `layers` axis) and run with
@@ -17,6 +17,7 @@ from ml_collections import ConfigDict
 
 from sora_lite import patchify as P
 from sora_lite import sharding
+from sora_lite.conditioning import MASK_CHANNELS, Condition
 
 TEXT_DIM = 384  # MiniLM hidden size
 
@@ -39,9 +40,10 @@ SIZES = {
     "XL": Size(depth=28, width=1152, heads=16),
 }
 
-# The one visible place where adaLN-Zero and the output projection are zero-initialised:
-# the gated self-attention and MLP branches start switched off, and the model starts by
-# predicting zero velocity.
+# The one visible place where adaLN-Zero, the output projection and the given-frames input are
+# zero-initialised: the gated self-attention and MLP branches start switched off, the model
+# starts by predicting zero velocity, and given frames start ignored (so a text-to-video
+# checkpoint fine-tunes into a frame-conditioned one from where it stands).
 ZERO = nnx.initializers.zeros_init()
 DENSE = nnx.initializers.xavier_uniform()
 
@@ -63,8 +65,8 @@ class Dense(nnx.Linear):
         return super().__call__(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
-def dense(din, dout, names, rngs, dtype, init=DENSE):
-    return Dense(din, dout, kernel_init=nnx.with_partitioning(init, names),
+def dense(din, dout, names, rngs, dtype, init=DENSE, use_bias=True):
+    return Dense(din, dout, kernel_init=nnx.with_partitioning(init, names), use_bias=use_bias,
                  bias_init=nnx.with_partitioning(ZERO, names[1:]), dtype=dtype, rngs=rngs)
 
 
@@ -130,7 +132,7 @@ class Block(nnx.Module):
 
 
 class DiT(nnx.Module):
-    """Velocity model v(x_t, t, text) on latent videos of any (t, h, w) divisible by `patch`."""
+    """Velocity model v(x_t, t, condition) on latent videos of any (t, h, w) divisible by `patch`."""
 
     def __init__(self, size: str, latent_channels: int, patch=(1, 2, 2), precision: str = "float32",
                  remat: str = "none", *, rngs: nnx.Rngs):
@@ -142,6 +144,9 @@ class DiT(nnx.Module):
         self.size, self.patch, self.channels, self.remat = s, tuple(patch), latent_channels, remat
         d, patch_dim = s.width, latent_channels * patch[0] * patch[1] * patch[2]
         self.x_embed = dense(patch_dim, d, ("patch", "embed"), rngs, dtype)
+        # No bias: zero given frames (text-to-video) add exactly nothing, however it trains.
+        frames_dim = (latent_channels + MASK_CHANNELS) * patch[0] * patch[1] * patch[2]
+        self.frames_embed = dense(frames_dim, d, ("patch", "embed"), rngs, dtype, init=ZERO, use_bias=False)
         self.t_embed1 = dense(256, d, ("freq", "embed"), rngs, dtype)
         self.t_embed2 = dense(d, d, ("mlp", "embed"), rngs, dtype)
         self.text_proj = dense(TEXT_DIM, d, ("text", "embed"), rngs, dtype)
@@ -157,10 +162,14 @@ class DiT(nnx.Module):
         self.final_ada = dense(d, 2 * d, ("embed", "mlp"), rngs, dtype, init=ZERO)
         self.final = dense(d, patch_dim, ("embed", "patch"), rngs, dtype, init=ZERO)
 
-    def __call__(self, z, t, text, text_mask):
-        """z [B, t, h, w, C] noisy latent; t [B]; text [B, L, 384]; text_mask [B, L] -> velocity like z."""
+    def __call__(self, z, t, cond: Condition):
+        """z [B, t, h, w, C] noisy latent; t [B]; cond's text [B, L, 384] -> velocity like z."""
         grid = P.grid_shape(z.shape[1:4], self.patch)
-        x = sharding.constrain(self.x_embed(P.patchify(z, self.patch)), ("batch", "tokens", None))  # [B, N, D]
+        x = self.x_embed(P.patchify(z, self.patch))  # [B, N, D]
+        if cond.frames is not None:
+            x = x + self.frames_embed(P.patchify(cond.frames, self.patch))  # [B, N, D]
+        x = sharding.constrain(x, ("batch", "tokens", None))
+        text, text_mask = cond.text, cond.mask
         c = self.t_embed2(nnx.silu(self.t_embed1(timestep_embedding(t, 256))))  # [B, D]
         # Mean-pooled text also enters adaLN: a global signal every block can modulate on.
         weights = text_mask[..., None] / jnp.maximum(text_mask.sum(-1)[:, None, None], 1)

@@ -1,6 +1,8 @@
-"""Text in, video out: `Pipeline.from_pretrained(path).generate(prompts, ...)`.
+"""Text in, video out: `Pipeline.from_pretrained(path).generate(prompts, ...)`, and frames as
+prompts: `image_to_video`, `extend`, `connect`, `interpolate`, `edit`, `story`.
 
 noise -> sampler (DiT with classifier-free guidance) -> autoencoder.decode -> uint8 video.
+Given frames enter as a pixel-frame mask and their latent (conditioning.py); edit is SDEdit.
 Given a mesh (sharding.make_mesh), the prompts split over its batch axes (`data`, `fsdp`),
 the DiT weights sit where their logical names say, and a long video's tokens split over
 `sequence` (Ulysses attention): the same code samples on one device or a pod.
@@ -15,10 +17,11 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
-from sora_lite import autoencoder, checkpoint, diffusion, patchify, sampler, shapes, sharding
+from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding
+from sora_lite.conditioning import Condition
 from sora_lite.dit import DiT, build_dit
 from sora_lite.text import TextEncoder
-from sora_lite.video import to_uint8
+from sora_lite.video import to_model, to_uint8
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
 
@@ -41,10 +44,20 @@ def num_tokens(cfg: ConfigDict, num_frames: int, height: int, width: int) -> int
 
 
 @nnx.jit(static_argnames=("steps",))
-def _generate(dit, ae, noise, text, mask, null_text, null_mask, steps, guidance, shift):
-    z = sampler.sample(dit, noise, text, mask, null_text, null_mask, steps, guidance, shift)
+def _sample(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start):
+    z = sampler.sample(dit, x, cond, null_text, null_mask, steps, guidance, shift, start)
     video = ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
     return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
+
+
+@nnx.jit
+def _given(ae, video, frame_mask):
+    return conditioning.given(ae, video, frame_mask)
+
+
+@nnx.jit
+def _encode(ae, video):
+    return ae.normalize(ae.encode(video)[0])
 
 
 class Pipeline:
@@ -88,36 +101,165 @@ class Pipeline:
                  guidance: float | None = None) -> np.ndarray:
         """uint8 [B, T, H, W, 3], one video per prompt (T = 1: images); the same seed gives the same
         video. Sizes default to `default_shape`, steps and guidance to the model's config."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise ValueError("prompts must be non-empty strings; got an empty prompt")
+        prompts = _prompts(prompts)
         defaults = self.default_shape
         num_frames, height, width = (d if v is None else v for v, d in zip((num_frames, height, width), defaults))
+        return self._sample(prompts, (num_frames, height, width), seed, steps, guidance)
+
+    def image_to_video(self, prompts, image, num_frames: int = 17, height=None, width=None, seed: int = 0,
+                       steps=None, guidance=None) -> np.ndarray:
+        """Animate `image` (uint8 [B, H, W, 3]): it is frame 0 of each video."""
+        prompts = _prompts(prompts)
+        image = _frames("image", image, 4, len(prompts))[:, None]  # [B, 1, H, W, 3]
+        return self._with_frames(prompts, [(image, 0)], num_frames, height, width, seed, steps, guidance)
+
+    def extend(self, prompts, video, num_frames: int = 33, backward: bool = False, height=None, width=None,
+               seed: int = 0, steps=None, guidance=None) -> np.ndarray:
+        """Continue `video` (uint8 [B, T0, H, W, 3], 1 <= T0 < num_frames): its frames open the
+        result, or with `backward` close it."""
+        prompts = _prompts(prompts)
+        video = _frames("video", video, 5, len(prompts))
+        if not 1 <= video.shape[1] < num_frames:
+            raise ValueError(f"extend needs fewer given frames than num_frames={num_frames}; got {video.shape[1]}: "
+                             f"raise num_frames (1 + 4k) or give fewer frames")
+        at = num_frames - video.shape[1] if backward else 0
+        return self._with_frames(prompts, [(video, at)], num_frames, height, width, seed, steps, guidance)
+
+    def connect(self, prompts, first, last, num_frames: int = 33, height=None, width=None, seed: int = 0,
+                steps=None, guidance=None) -> np.ndarray:
+        """A video that opens with `first` and closes with `last`: images [B, H, W, 3] or clips
+        [B, k, H, W, 3]; what lies between is generated."""
+        prompts = _prompts(prompts)
+        first, last = (_frames(name, x, None, len(prompts)) for name, x in (("first", first), ("last", last)))
+        first, last = (x[:, None] if x.ndim == 4 else x for x in (first, last))
+        if first.shape[1] + last.shape[1] >= num_frames:
+            raise ValueError(f"connect needs first and last to leave frames between them; got {first.shape[1]} + "
+                             f"{last.shape[1]} given frames of num_frames={num_frames}: raise num_frames")
+        return self._with_frames(prompts, [(first, 0), (last, num_frames - last.shape[1])], num_frames,
+                                 height, width, seed, steps, guidance)
+
+    def interpolate(self, prompts, keyframes, num_frames: int = 17, height=None, width=None, seed: int = 0,
+                    steps=None, guidance=None) -> np.ndarray:
+        """Fill in the frames between `keyframes` (uint8 [B, K, H, W, 3], K >= 2), placed at frames
+        round(i (T - 1) / (K - 1))."""
+        prompts = _prompts(prompts)
+        keyframes = _frames("keyframes", keyframes, 5, len(prompts))
+        count = keyframes.shape[1]
+        if not 2 <= count <= num_frames:
+            raise ValueError(f"interpolate needs 2 to num_frames={num_frames} keyframes; got {count}")
+        at = conditioning.keyframe_positions(count, num_frames)
+        return self._with_frames(prompts, [(keyframes[:, i : i + 1], p) for i, p in enumerate(at)], num_frames,
+                                 height, width, seed, steps, guidance)
+
+    def edit(self, prompts, video, strength: float | None = None, height=None, width=None, seed: int = 0,
+             steps=None, guidance=None) -> np.ndarray:
+        """SDEdit: noise `video` (uint8 [B, T, H, W, 3]) to time `strength` (default: the config's
+        sample.edit_strength; 1 ignores the video) and sample back to a video of the prompts."""
+        prompts = _prompts(prompts)
+        video = _frames("video", video, 5, len(prompts))
+        strength = self.cfg.sample.edit_strength if strength is None else float(strength)
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1]; got {strength}")
+        video = _resize(video, height, width)
+        shape = (video.shape[1], *video.shape[2:4])
+        latent = np.asarray(_encode(self.ae, to_model(video)))  # [B, t, h, w, C]
+        return self._sample(prompts, shape, seed, steps, guidance, start=strength, init=latent)
+
+    def story(self, prompts, frames_per_scene: int = 17, height=None, width=None, seed: int = 0, steps=None,
+              guidance=None) -> np.ndarray:
+        """One video [1, S F, H, W, 3] of S scenes, F frames each: scene i follows prompts[i] and
+        starts where scene i-1 ended (its last frame is the frame before)."""
+        prompts = _prompts(prompts)
+        (_, h, w), n = self.default_shape, frames_per_scene
+        height, width = height or h, width or w
+        latent_grid(self.cfg, n, height, width)  # a one-line error unless F is 1 + 4k and the size fits
+        scenes = [self.generate(prompts[:1], n, height, width, seed, steps, guidance)]  # [1, F, H, W, 3]
+        # A next scene opens with the last frame so far: n + 1 frames, rounded up to 1 + 4k.
+        longer = (n + 3) // 4 * 4 + 1
+        for i, prompt in enumerate(prompts[1:], 1):
+            scene = self.image_to_video([prompt], scenes[-1][:, -1], longer, height, width, seed + i, steps, guidance)
+            scenes.append(scene[:, 1 : n + 1])
+        return np.concatenate(scenes, axis=1)
+
+    def _with_frames(self, prompts, given, num_frames, height, width, seed, steps, guidance) -> np.ndarray:
+        """Sample with frames given: `given` lists (uint8 [B, k, H, W, 3], first position) pairs."""
+        sizes = {x.shape[2:4] for x, _ in given}
+        if len(sizes) > 1:
+            raise ValueError(f"given frames must share one size; got {sorted(sizes)}")
+        given = [(_resize(x, height, width), at) for x, at in given]
+        b, (h, w) = len(prompts), given[0][0].shape[2:4]
+        latent_grid(self.cfg, num_frames, h, w)  # a one-line error for a size that does not fit
+        video = np.zeros((b, num_frames, h, w, 3), np.float32)
+        mask = np.zeros((b, num_frames), bool)
+        for x, at in given:
+            video[:, at : at + x.shape[1]] = to_model(x)
+            mask[:, at : at + x.shape[1]] = True
+        frames = np.asarray(_given(self.ae, video, mask))  # [B, t, h, w, C + 4]
+        return self._sample(prompts, (num_frames, h, w), seed, steps, guidance, frames=frames)
+
+    def _sample(self, prompts, shape, seed, steps, guidance, frames=None, start=1.0, init=None) -> np.ndarray:
+        """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
+        given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
+        num_frames, height, width = shape
         steps = self.cfg.sample.steps if steps is None else int(steps)
         guidance = self.cfg.sample.guidance if guidance is None else float(guidance)
         if steps < 1:
             raise ValueError(f"steps must be >= 1; got {steps}")
         if not np.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number; got {guidance}")
-        shape = latent_grid(self.cfg, num_frames, height, width)
+        latent_shape = latent_grid(self.cfg, num_frames, height, width)
         shift = diffusion.timestep_shift(num_tokens(self.cfg, num_frames, height, width), self.cfg.diffusion.base_tokens)
         count = len(prompts)
-        if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
-            prompts += prompts[-1:] * (-count % sharding.batch_shards(self.mesh))
-        text, mask = self.text_encoder(prompts)
         key = jax.random.key(seed)
-        noise = np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(len(prompts))])
+        x = np.stack([jax.random.normal(jax.random.fold_in(key, i), latent_shape) for i in range(count)])
+        if init is not None:  # SDEdit: the video's latent, noised to time `start`
+            x = np.asarray(diffusion.add_noise(init, x, np.full((count,), start, np.float32)))
+        text, mask = self.text_encoder(prompts)
+        cond = Condition(text, mask, frames)
+        if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
+            pad = -count % sharding.batch_shards(self.mesh)
+            x, cond = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]), (x, cond))
         null_text, null_mask = self._null[0][0], self._null[1][0]
         if self.mesh is None:
-            video = _generate(self.dit, self.ae, noise, text, mask, null_text, null_mask, steps, guidance, shift)
+            video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start)
         else:  # the prompts split over the batch axes; the empty caption whole on every device
             on_batch = lambda a: jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim))  # noqa: E731
             everywhere = lambda a: jax.device_put(a, NamedSharding(self.mesh, PartitionSpec()))  # noqa: E731
             with jax.set_mesh(self.mesh):  # the DiT's activation constraints read it
-                video = _generate(self.dit, self.ae, on_batch(noise), on_batch(text), on_batch(mask),
-                                  everywhere(null_text), everywhere(null_mask), steps, guidance, shift)
+                video = _sample(self.dit, self.ae, on_batch(x), jax.tree.map(on_batch, cond), everywhere(null_text),
+                                everywhere(null_mask), steps, guidance, shift, start)
         video = np.asarray(video)[:count]
         if not np.isfinite(video).all():
             raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "
                                      "not finite; use an earlier checkpoint")
         return to_uint8(video)
+
+
+def _prompts(prompts) -> list[str]:
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+        raise ValueError("prompts must be non-empty strings; got an empty prompt")
+    return prompts
+
+
+def _resize(frames: np.ndarray, height, width) -> np.ndarray:
+    """uint8 [B, K, H, W, 3] resized to (height, width) where given (None: as they are)."""
+    height, width = height or frames.shape[2], width or frames.shape[3]
+    if (height, width) == frames.shape[2:4]:
+        return frames
+    out = jax.image.resize(frames.astype(np.float32), (*frames.shape[:2], height, width, 3), "linear")
+    return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
+
+
+def _frames(name: str, x, ndim: int | None, batch: int) -> np.ndarray:
+    """A given image or clip as uint8 with `ndim` axes (None: 4 or 5) and one row per prompt."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
+        raise ValueError(f"{name} must be a uint8 numpy array like generate's output; "
+                         f"got {getattr(x, 'dtype', type(x).__name__)}")
+    want = (4, 5) if ndim is None else (ndim,)
+    layout = {4: "[B, H, W, 3]", 5: "[B, K, H, W, 3]"}
+    if x.ndim not in want or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be {' or '.join(layout[n] for n in want)}; got shape {x.shape}")
+    if x.shape[0] != batch:
+        raise ValueError(f"{name} has {x.shape[0]} rows for {batch} prompts: give one per prompt")
+    return x

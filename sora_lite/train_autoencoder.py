@@ -157,7 +157,9 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
             rate = min(ac.log_every, done - start) / (time.time() - tic)
             tic = time.time()
             bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-            logger.log(done, loss=loss, steps_per_s=rate, **aux)
+            lr, n = (ac.lr, ac.steps) if vae else (ac.decoder_lr, ac.decoder_steps)
+            lr_now = training.learning_rate(lr, ac.warmup, n)(step if vae else step - ac.steps)
+            logger.log(done, loss=loss, learning_rate=lr_now, steps_per_s=rate, **aux)
         if save_now:
             if done == ac.steps:
                 set_latent_stats(model, cfg)
@@ -166,6 +168,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     mngr.wait_until_finished()
     result = evaluate_autoencoder(model, cfg)
     logger.log(total, **{f"{k}/{shape}": v for shape, r in result.items() for k, v in r.items()})
+    logger.close()
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval.json"), "w") as f:
             json.dump(result, f, indent=2)

@@ -6,6 +6,9 @@ step compiles once per entry, and its timestep shift follows that entry's token 
 Captions are drawn per example from a table of paraphrases of its subject (captions.py),
 an argument of the step rather than a constant folded into it. Latents and the caption
 table are computed once and cached in the workdir under a key of what made them.
+With `train.conditions`, each example is also given frames of its own clip (none, the first,
+a head or tail clip, both ends, keyframes; conditioning.py), encoded inside the step by the
+frozen autoencoder. `train.init_from` starts from a trained DiT (new inputs zero-initialised).
 Rerunning the same command resumes exactly: batches are a pure function of (seed, step).
 The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
 """
@@ -27,7 +30,9 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, captions, checkpoint, data, diffusion, metrics, patchify, sharding, training
+from sora_lite import autoencoder, captions, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
+from sora_lite import training
+from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
 from sora_lite.datasets import moving_shapes
 from sora_lite.dit import build_dit
@@ -100,16 +105,18 @@ def caption_table(text_encoder: TextEncoder, workdir: str) -> dict:
 
 
 class ArraySource:
-    """Random access to rows of equally long arrays, as dicts, for grain."""
+    """Random access to rows of equally long arrays, as dicts, for grain; with `clips` (the
+    dataset the arrays were computed from, in order) each row also carries its clip's "video"."""
 
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
+    def __init__(self, arrays: dict, clips=None):
+        self.arrays, self.clips = arrays, clips
 
     def __len__(self):
         return len(next(iter(self.arrays.values())))
 
     def __getitem__(self, i):
-        return {k: v[i] for k, v in self.arrays.items()}
+        row = {k: v[i] for k, v in self.arrays.items()}
+        return row if self.clips is None else {**row, "video": self.clips[i]["video"]}
 
 
 def _ema_update(ema, model, decay):
@@ -128,25 +135,43 @@ def init_train_state(cfg: ConfigDict, mesh):
     return model, opt, ema
 
 
-def make_train_step(graphdef, cfg: ConfigDict):
+def condition_weights(cfg: ConfigDict) -> list[float] | None:
+    """`train.conditions` as weights in conditioning.KINDS order, or None when only "none" has
+    weight (plain text-to-video: no frames, no encoding); a one-line ValueError if invalid."""
+    weights = [float(cfg.train.conditions[k]) for k in conditioning.KINDS]
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"train.conditions weights must be >= 0 with a positive sum; got {cfg.train.conditions.to_dict()}")
+    return weights if sum(weights[1:]) > 0 else None
+
+
+def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
     """The DiT step as a pure function, to be jitted with donation and out_shardings:
-    (state, progress, batch, table, rng, step) -> (state, progress, (loss, grad_norm)), with
-    batch = {"latent": [B, t, h, w, C], "subject": [B]} and `table` a `caption_table`.
+    (state, progress, batch, table, ae_state, rng, step) -> (state, progress, (loss, grad_norm)),
+    with batch = {"latent": [B, t, h, w, C], "subject": [B]} (and, when frames are given,
+    "video" [B, T, H, W, 3]), `table` a `caption_table` and `ae_state` the frozen autoencoder's.
 
     `state` is nnx.state((raw weights, optimizer, EMA)) of `graphdef`. A step whose loss or
     gradient norm is not finite leaves the state as it was and is counted in `progress`; the
     host stops the run when the count exceeds `train.nonfinite_skips`.
     """
 
-    def train_step(state, progress, batch, table, rng, step):
+    kinds = condition_weights(cfg)
+
+    def train_step(state, progress, batch, table, ae_state, rng, step):
         latent, subject = batch["latent"], batch["subject"]  # [B, t, h, w, C], [B]
-        k_loss, k_caption = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(rng), step))
+        k_loss, k_caption, k_frames = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(rng), step), 3)
         pick = jax.random.randint(k_caption, subject.shape, 0, table["text"].shape[1])  # [B] caption of each
-        text, mask = table["text"][subject, pick], table["mask"][subject, pick]  # [B, L, E], [B, L]
+        cond = Condition(table["text"][subject, pick], table["mask"][subject, pick])  # [B, L, E], [B, L]
+        weights = None
+        if kinds is not None:
+            video = batch["video"]  # [B, T, H, W, 3]
+            frame_mask = conditioning.sample_frame_masks(k_frames, video.shape[0], video.shape[1], kinds)  # [B, T]
+            cond = cond._replace(frames=conditioning.given(nnx.merge(ae_graphdef, ae_state), video, frame_mask))
+            weights = 1.0 - conditioning.held(cond.frames)[1][:, :, 0, 0, 0].astype(jnp.float32)  # [B, t] generated
         tokens = math.prod(patchify.grid_shape(latent.shape[1:4], tuple(cfg.dit.patch)))
         shift = diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens)  # this shape's own
-        loss_fn = lambda m: diffusion.loss(m, latent, text, mask, table["null_text"], table["null_mask"],  # noqa: E731
-                                           k_loss, cfg.diffusion, shift)
+        loss_fn = lambda m: diffusion.loss(m, latent, cond, table["null_text"], table["null_mask"],  # noqa: E731
+                                           k_loss, cfg.diffusion, shift, weights)
         loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -170,13 +195,14 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
 
     Runs on a mesh of `devices` (default: all) shaped by `cfg.mesh` (sharding.py)."""
     tc = cfg.train
-    if not tc.autoencoder:
+    if not (tc.autoencoder or tc.init_from):
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
-                         "(scripts/train_autoencoder.py writes one)")
+                         "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
     if tc.nonfinite_skips < 0:
         raise ValueError(f"train.nonfinite_skips must be >= 0 (0 stops at the first NaN/Inf step); "
                          f"got {tc.nonfinite_skips}")
-    ae = autoencoder.load_autoencoder(tc.autoencoder)
+    kinds = condition_weights(cfg)
+    ae = autoencoder.load_autoencoder(tc.autoencoder or tc.init_from)  # a DiT model carries its own
     cfg = ConfigDict(cfg.to_dict())
     cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it
     entries = training.check_mixture(cfg)
@@ -210,9 +236,15 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         nnx.update(opt, saved_train["opt"])
         rng, progress = saved_train["rng"], saved_train["progress"]
         training.say(f"resumed {workdir} at step {start} of {tc.steps}")
+    elif tc.init_from:
+        _, _, arrays = checkpoint.load_arrays(checkpoint.directory(tc.init_from), ("dit",))
+        new = [checkpoint.fill(m, arrays["dit"], tc.init_from) for m in (model, ema)][0]
+        training.say(f"initialised from {tc.init_from}" + (f"; new (zero-initialised): {', '.join(new)}" if new else ""))
 
     graphdef, state = nnx.split((model, opt, ema))
-    jitted = jax.jit(make_train_step(graphdef, cfg), donate_argnums=(0, 1),
+    ae_graphdef, ae_state = nnx.split(ae)
+    ae_state = jax.device_put(jax.tree.map(np.asarray, ae_state), replicated)
+    jitted = jax.jit(make_train_step(graphdef, ae_graphdef, cfg), donate_argnums=(0, 1),
                      out_shardings=(sharding.param_shardings(state, mesh), replicated, None))
     train_step = training.PerShape(jitted, mesh)
 
@@ -221,19 +253,21 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
                         {"dit": nnx.state(model), "opt": nnx.state(opt), "rng": rng, "progress": progress})
 
     logger = training.Logger(workdir, start)
+    lr = training.learning_rate(tc.lr, tc.warmup, tc.steps)
     pipe = Pipeline(ema, ae, cfg, text_encoder, mesh)  # samples on the training mesh
     tokens = [num_tokens(cfg, *e.shape) for e in entries]
     sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
     choices = data.schedule([e.weight for e in entries], cfg.seed, tc.steps)
-    batches = data.MixtureBatches([grain.MapDataset.source(ArraySource(a)) for a in latents], sizes, choices,
+    sources = [ArraySource(a, data.clips(cfg.data, "train", e) if kinds else None) for a, e in zip(latents, entries)]
+    batches = data.MixtureBatches([grain.MapDataset.source(s) for s in sources], sizes, choices,
                                   cfg.seed, int(progress["data_step"]), jax.process_index(), jax.process_count())
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="dit", disable=jax.process_index() != 0)
     tic, seen_tokens = time.time(), 0
     for step in bar:
         i, batch = next(batches)  # this process's rows of the global batch
-        batch = {k: sharding.global_batch(mesh, batch[k]) for k in ("latent", "subject")}
+        batch = {k: sharding.global_batch(mesh, v) for k, v in batch.items()}
         state, progress, (loss, grad_norm) = train_step(f"{entries[i]} (batch {sizes[i]})", state, progress, batch,
-                                                        table, rng, jnp.int32(step))
+                                                        table, ae_state, rng, jnp.int32(step))
         nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
         seen_tokens += sizes[i] * tokens[i]
         done = step + 1
@@ -245,21 +279,24 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
             elapsed = time.time() - tic
             rate = min(tc.log_every, done - start) / elapsed
             bar.set_postfix(loss=f"{float(loss):.4f}", steps_per_s=f"{rate:.2f}")
-            logger.log(done, loss=loss, grad_norm=grad_norm, steps_per_s=rate, tokens_per_s=seen_tokens / elapsed,
+            logger.log(done, loss=loss, grad_norm=grad_norm, learning_rate=lr(step), steps_per_s=rate,
+                       tokens_per_s=seen_tokens / elapsed,
                        nonfinite_steps=progress["nonfinite"])
             tic, seen_tokens = time.time(), 0
         if save_now:
             save(done)
         if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
-            write_samples(pipe, entries, os.path.join(workdir, "samples", f"step_{done}"))
+            write_samples(pipe, entries, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
     mngr.wait_until_finished()
     if train_step.compiled:
         training.say(train_step.summary())
     if not tc.eval_at_end:
+        logger.close()
         return {}
     result = evaluate(pipe, entries)
     logger.log(tc.steps, **{f"{shape}/{split}/{k}": v for shape, r in result.items() for split, s in r.items()
                             for k, v in s.items() if v is not None})
+    logger.close()
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval.json"), "w") as f:
             json.dump(result, f, indent=2)
@@ -274,8 +311,8 @@ def evaluate(pipe, entries, seeds=(0, 1)) -> dict:
     return {str(e): metrics.evaluate_pipeline(pipe, e.frames, e.height, e.width, seeds, sets(e)) for e in entries}
 
 
-def write_samples(pipe, entries, prefix: str):
-    """A few sample prompts at every mixture shape: GIFs, or PNGs for images."""
+def write_samples(pipe, entries, prefix: str, logger: training.Logger, step: int):
+    """A few sample prompts at every mixture shape: GIFs, or PNGs for images, also in TensorBoard."""
     for e in entries:
         prompts = captions.sample_prompts(image=e.frames == 1)
         videos = pipe.generate(prompts, e.frames, e.height, e.width, seed=0)
@@ -283,3 +320,4 @@ def write_samples(pipe, entries, prefix: str):
             continue
         for prompt, v in zip(prompts, videos):
             video_io.write(f"{prefix}_{e}_{prompt.replace(' ', '_')}.{'png' if e.frames == 1 else 'gif'}", v)
+            logger.video(step, f"samples/{e}/{prompt}", v)

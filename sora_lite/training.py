@@ -7,6 +7,7 @@ The trainers themselves: `train_autoencoder.py` (the VAE) and `train_dit.py` (th
 import json
 import math
 import os
+import tempfile
 import time
 
 import jax
@@ -14,27 +15,41 @@ import numpy as np
 import optax
 from flax import nnx
 from ml_collections import ConfigDict
+from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import Summary
 from tqdm import tqdm
 
 from sora_lite import data, sharding
+from sora_lite import video as video_io
 from sora_lite.pipeline import latent_grid
 
 
+def learning_rate(lr: float, warmup: int, steps: int):
+    """The schedule: linear warmup to `lr`, then cosine decay to lr / 10 at `steps`."""
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1)
+
+
 def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1)
-    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(schedule, weight_decay=weight_decay))
+    return optax.chain(optax.clip_by_global_norm(grad_clip),
+                       optax.adamw(learning_rate(lr, warmup, steps), weight_decay=weight_decay))
 
 
 class Logger:
-    """Appends one JSON object per logged step to `workdir/metrics.jsonl`.
+    """Appends one JSON object per logged step to `workdir/metrics.jsonl`, and writes the same
+    scalars, and sample videos, as TensorBoard event files in `workdir/tensorboard`
+    (tensorboardX: no TensorFlow; `tensorboard --logdir runs` shows every run).
 
     A run that starts at step `start` (a resume) first drops the rows logged after it, and any
-    line cut short by a kill: those steps are run again, so each step appears once."""
+    line cut short by a kill (TensorBoard purges those steps too): those steps are run again, so
+    each step appears once."""
 
     def __init__(self, workdir: str, start: int):
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
-        if jax.process_index() != 0 or not os.path.exists(self.path):
+        if jax.process_index() != 0:  # one log per run, however many hosts
+            return
+        self.board = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start + 1 if start else None)
+        if not os.path.exists(self.path):
             return
         with open(self.path) as f:
             lines = f.read().split("\n")[:-1]  # a killed run may leave a last line without its newline
@@ -44,12 +59,34 @@ class Logger:
         os.replace(self.path + ".tmp", self.path)  # the old log stays whole until the new one is
 
     def log(self, step: int, **values):
-        if jax.process_index() != 0:  # one log per run, however many hosts
+        if jax.process_index() != 0:
             return
         # A skipped non-finite step (see `nonfinite_skips`) logs null: the file stays valid JSON.
         row = {"step": step, **{k: float(v) if np.isfinite(float(v)) else None for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        for k, v in row.items():
+            if k != "step" and v is not None:
+                self.board.add_scalar(k, v, step)
+        self.board.flush()
+
+    def video(self, step: int, tag: str, frames: np.ndarray):
+        """A uint8 [T, H, W, 3] video (T = 1: an image) in TensorBoard's images tab, as an animated GIF."""
+        if jax.process_index() != 0:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "v.png" if len(frames) == 1 else "v.gif")
+            video_io.write(path, frames)
+            with open(path, "rb") as f:
+                encoded = f.read()
+        image = Summary.Image(height=frames.shape[1], width=frames.shape[2], colorspace=3,
+                              encoded_image_string=encoded)
+        self.board.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        self.board.flush()
+
+    def close(self):
+        if jax.process_index() == 0:
+            self.board.close()
 
 
 def say(message: str):

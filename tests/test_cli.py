@@ -77,3 +77,43 @@ def test_words_lists_the_training_vocabulary(capsys):
     out = capsys.readouterr().out
     assert "color  red       red, scarlet" in out and "shape  circle" in out and "motion left" in out
     assert "crimson" not in out  # held out: never trained on
+
+
+def test_frames_as_prompts_commands_write_their_videos(tiny_run, tmp_path, capsys):
+    """Each conditioning command reads its inputs (PNG, GIF, MP4) and writes the result."""
+    common = ["--steps", "2", "--checkpoint", tiny_run["dit_dir"]]
+    image, clip = str(tmp_path / "in.png"), str(tmp_path / "in.mp4")
+    assert cli.main(["generate", "a red circle", "--frames", "1", "--out", image, *common]) == 0
+    assert cli.main(["generate", "a red circle moving left", "--frames", "5", "--out", clip, *common]) == 0
+    capsys.readouterr()
+    p = "a red circle moving left"
+    runs = {
+        "animate": (["animate", image, p, "--frames", "9"], 9),
+        "extend": (["extend", clip, p, "--frames", "9", "--backward"], 9),
+        "connect": (["connect", image, clip, p, "--frames", "13"], 13),
+        "interpolate": (["interpolate", image, clip, image, p, "--frames", "9"], 9),
+        "edit": (["edit", clip, "a blue circle moving left", "--strength", "0.5"], 5),
+        "story": (["story", p, "a red circle moving right", "--frames", "5"], 10),
+    }
+    for name, (args, frames) in runs.items():
+        out = str(tmp_path / f"{name}.gif")
+        assert cli.main([*args, "--out", out, *common]) == 0, capsys.readouterr().err
+        assert capsys.readouterr().out.startswith(f"wrote {out} ({frames} frames, 16x16)"), name
+        assert video.read(out).shape == (frames, 16, 16, 3)
+
+
+@pytest.mark.parametrize("make,args,constraint", [
+    (lambda d: open(d / "bad.png", "wb").write(b"not an image"), ["animate", "{d}/bad.png", "p"],
+     "cannot read {d}/bad.png as an image or video"),
+    (lambda d: None, ["animate", "{d}/missing.png", "p"], "no such file: {d}/missing.png"),
+    (lambda d: None, ["interpolate", "{d}/in.png", "p"], "2 to num_frames=17 keyframes; got 1"),
+    (lambda d: None, ["edit", "{d}/in.png", "p", "--strength", "2"], "strength must be in (0, 1]"),
+])
+def test_frames_as_prompts_bad_input_exits_2_with_one_line(tiny_run, tmp_path, capsys, make, args, constraint):
+    common = ["--steps", "2", "--checkpoint", tiny_run["dit_dir"]]
+    assert cli.main(["generate", "a red circle", "--frames", "1", "--out", str(tmp_path / "in.png"), *common]) == 0
+    make(tmp_path)
+    capsys.readouterr()
+    assert cli.main([a.format(d=tmp_path) for a in args] + ["--out", str(tmp_path / "o.gif"), *common]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and constraint.format(d=tmp_path) in err, err

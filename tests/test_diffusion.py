@@ -6,6 +6,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from sora_lite import diffusion as F
+from sora_lite.conditioning import Condition
 
 
 def _pair(shape=(3, 2, 4, 4, 5), seed=0):
@@ -71,7 +72,10 @@ def test_drop_captions_rate_and_replacement():
     mask = jnp.ones((B, L), bool)
     null_text, null_mask = jnp.full((L, E), -5.0), jnp.array([True, False, False])
     for rate in (0.0, 0.1, 0.5, 1.0):
-        out, out_mask = F.drop_captions(jax.random.key(1), text, mask, null_text, null_mask, rate)
+        frames = jnp.ones((B, 1, 1, 1, 2))
+        out, out_mask, out_frames = F.drop_captions(jax.random.key(1), Condition(text, mask, frames), null_text,
+                                                    null_mask, rate)
+        assert out_frames is frames  # given frames are never dropped
         dropped = np.asarray(out[:, 0, 0] == -5.0)
         assert abs(dropped.mean() - rate) < 0.03
         np.testing.assert_array_equal(out[dropped], np.broadcast_to(null_text, (dropped.sum(), L, E)))
@@ -87,13 +91,26 @@ def test_loss_is_zero_for_the_true_velocity_and_positive_otherwise():
     null = (jnp.zeros((2, 4)), jnp.ones((2,), bool))
     seen_t = []
 
-    def oracle(xt, t, text_, mask_):  # knows x0, so recovers v = (x_t - x0) / t exactly
+    def oracle(xt, t, cond):  # knows x0, so recovers v = (x_t - x0) / t exactly
         seen_t.append(t)
         return (xt - x0) / t.reshape(-1, 1, 1, 1, 1)
 
-    loss = F.loss(oracle, x0, text, mask, *null, jax.random.key(0), cfg, 1.0)
+    cond = Condition(text, mask)
+    loss = F.loss(oracle, x0, cond, *null, jax.random.key(0), cfg, 1.0)
     assert float(loss) < 1e-8
-    zero = F.loss(lambda xt, *_: jnp.zeros_like(xt), x0, text, mask, *null, jax.random.key(0), cfg, 1.0)
+    zero = F.loss(lambda xt, *_: jnp.zeros_like(xt), x0, cond, *null, jax.random.key(0), cfg, 1.0)
     # A zero prediction costs E|noise - x0|^2 = 1 + E[x0^2] (about 2 for unit x0).
     assert 1.0 < float(zero) < 3.5
     assert seen_t[0].shape == (8,)
+
+
+def test_loss_counts_only_the_weighted_latent_frames():
+    x0, _ = _pair((2, 3, 2, 2, 3))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0))
+    cond, null = Condition(jnp.zeros((2, 2, 4)), jnp.ones((2, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
+    wrong_at_frame_1 = lambda xt, t, c: jnp.zeros_like(xt).at[:, 1].set(100.0)  # noqa: E731
+    key = jax.random.key(0)
+    every = F.loss(wrong_at_frame_1, x0, cond, *null, key, cfg, 1.0)
+    without_1 = F.loss(wrong_at_frame_1, x0, cond, *null, key, cfg, 1.0, jnp.array([[1.0, 0.0, 1.0]] * 2))
+    only_1 = F.loss(wrong_at_frame_1, x0, cond, *null, key, cfg, 1.0, jnp.array([[0.0, 1.0, 0.0]] * 2))
+    assert float(without_1) < 10 < float(every) < float(only_1)

@@ -9,9 +9,11 @@ import pytest
 from flax import nnx
 
 from sora_lite import dit as D
+from sora_lite.conditioning import MASK_CHANNELS, Condition
 
 C = 4  # latent channels
-forward = nnx.jit(lambda model, z, t, text, mask: model(z, t, text, mask))
+forward = nnx.jit(lambda model, z, t, text, mask, frames=None: model(z, t, Condition(text, mask, frames)))
+call = lambda m, z, t, text, mask: m(z, t, Condition(text, mask))  # noqa: E731
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +48,10 @@ def inputs(b=2, thw=(2, 4, 4), L=6, seed=0):
 def test_output_shape_equals_input_for_any_divisible_size(model):
     for thw in [(1, 2, 2), (3, 6, 4), (5, 2, 8)]:
         z, t, text, mask = inputs(thw=thw)
-        out = nnx.eval_shape(lambda m, *a: m(*a), model, z, t, text, mask)
+        out = nnx.eval_shape(call, model, z, t, text, mask)
         assert out.shape == z.shape and out.dtype == z.dtype
     with pytest.raises(ValueError, match="must be divisible by the patch"):
-        nnx.eval_shape(lambda m, *a: m(*a), model, *inputs(thw=(2, 3, 4)))
+        nnx.eval_shape(call, model, *inputs(thw=(2, 3, 4)))
 
 
 def test_output_is_exactly_zero_at_init(model):
@@ -59,6 +61,8 @@ def test_output_is_exactly_zero_at_init(model):
     # adaLN-Zero: every modulation and the output projection start at zero.
     for layer in (model.blocks.ada, model.final_ada, model.final):
         assert not np.asarray(layer.kernel[...]).any() and not np.asarray(layer.bias[...]).any()
+    # Given frames start ignored, and have no bias: zero frames add nothing, however trained.
+    assert not np.asarray(model.frames_embed.kernel[...]).any() and model.frames_embed.bias is None
     assert np.asarray(model.blocks.attn.q.kernel[...]).any()  # ... and nothing else is
 
 
@@ -76,6 +80,17 @@ def test_live_model_conditions_on_everything_and_keeps_samples_apart(live_model)
     # Samples in a batch do not see each other.
     changed = forward(live_model, z.at[1].set(0.0), t, text.at[1].set(0.0), mask)
     np.testing.assert_allclose(changed[0], out[0], rtol=1e-4, atol=1e-5)
+
+
+def test_given_frames_enter_and_zero_frames_are_text_to_video(live_model):
+    z, t, text, mask = inputs()
+    out = np.asarray(forward(live_model, z, t, text, mask))
+    zeros = jnp.zeros((*z.shape[:4], C + MASK_CHANNELS))
+    np.testing.assert_array_equal(forward(live_model, z, t, text, mask, zeros), out)
+    frames = zeros.at[0, 1, :, :, :].set(1.0)  # one latent frame of the first sample given
+    given = np.asarray(forward(live_model, z, t, text, mask, frames))
+    assert not np.allclose(given[0], out[0], atol=1e-4)
+    np.testing.assert_allclose(given[1], out[1], rtol=1e-4, atol=1e-5)
 
 
 def test_conftest_exposes_8_cpu_devices():
@@ -128,7 +143,7 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_master_weights(live_model):
     assert {x.dtype for x in jax.tree.leaves(nnx.state(m, nnx.Param))} == {jnp.dtype(jnp.float32)}
     z, t, text, mask = inputs()
     graphdef, state = nnx.split(m)
-    hlo = jax.jit(lambda s, *a: nnx.merge(graphdef, s)(*a)).lower(state, z, t, text, mask).as_text()
+    hlo = jax.jit(lambda s, *a: call(nnx.merge(graphdef, s), *a)).lower(state, z, t, text, mask).as_text()
     dots = [line for line in hlo.splitlines() if "dot_general" in line]
     operands = [re.search(r"\((tensor<[^)]*)\)", line).group(1) for line in dots]
     assert len(dots) >= 20  # every projection, both attentions' two products, embeddings, final layer
@@ -142,7 +157,7 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_master_weights(live_model):
 @pytest.mark.parametrize("remat", ["dots", "full"])
 def test_remat_recomputes_without_changing_gradients(live_model, remat):
     z, t, text, mask = inputs()
-    grad = lambda m: nnx.grad(lambda m: jnp.mean(m(z, t, text, mask) ** 2))(m)  # noqa: E731
+    grad = lambda m: nnx.grad(lambda m: jnp.mean(call(m, z, t, text, mask) ** 2))(m)  # noqa: E731
     expected, got = grad(live_model), grad(make_live(remat=remat))
     for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
@@ -155,7 +170,7 @@ def test_remat_policies_keep_less_for_the_backward_pass():
     temp = {}
     for remat in ("none", "dots", "full"):
         graphdef, state = nnx.split(make_live(remat=remat))
-        grad = jax.jit(lambda s: nnx.grad(lambda m: jnp.mean(m(z, t, text, mask) ** 2))(nnx.merge(graphdef, s)))
+        grad = jax.jit(lambda s: nnx.grad(lambda m: jnp.mean(call(m, z, t, text, mask) ** 2))(nnx.merge(graphdef, s)))
         temp[remat] = grad.lower(state).compile().memory_analysis().temp_size_in_bytes
     assert temp["none"] > 2 * temp["dots"] and temp["dots"] > temp["full"], temp
 

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from sora_lite import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "BENCHMARKS.md", "sora_lite/assets/default/MODEL_CARD.md", "sora_lite/cli.py",
         *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT))]
@@ -29,7 +31,7 @@ def documented_commands() -> list[str]:
             line = line.strip().strip("`")
             for part in line.split("&&"):
                 part = re.sub(r"\s+#.*$", "", part.strip())  # a trailing comment
-                if re.match(r"^(python scripts/\S+\.py|sora-lite (generate|words))(\s|$)", part) and "..." not in part \
+                if re.match(r"^(python scripts/\S+\.py|sora-lite \w+)(\s|$)", part) and "..." not in part \
                         and not any(n in part for n in NOT_HERE) and part not in found:
                     found.append(re.sub(r"\s+", " ", part))
     return found
@@ -54,10 +56,17 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = "--config.dit.size=tiny"
         elif prev in TINY_FLAGS:
             arg = TINY_FLAGS[prev]
+        elif prev == "--folder":  # a folder of one's own videos: two small clips
+            arg = _video_folder(os.path.join(tmp, "my_videos"))
+        elif arg.startswith("--config.train.init_from="):  # fine-tuning: from the tiny DiT
+            arg = f"--config.train.init_from={os.path.join(tmp, 'dit')}"
         elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
-            # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting), outputs
+            # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting; a
+            # fine-tuning run's own), outputs
             key, _, value = arg.rpartition("=")
             name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
+            if prev == "--workdir" and "--config.train.init_from=" in command:
+                name = "dit_tuned"
             if prev == "--out" and "checkpoints" in value:
                 name = "exported"
             arg = (key + "=" if key else "") + os.path.join(tmp, name)
@@ -69,7 +78,26 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
         if out[1].endswith("bench_sample.py"):  # the tiny model, and its JSON away from the repository
             out += ["--checkpoint", os.path.join(tmp, "dit")] * ("--checkpoint" not in out) + ["--repeats", "1"]
             out += ["--out", os.path.join(tmp, "bench_sample.json")] * ("--out" not in out)
+        if out[1].endswith("evaluate_frames.py"):  # its tasks need 17 frames; two reference clips
+            out[out.index("--shapes") + 1] = "17x16x16"
+            out += ["--clips", "2"]
     return out
+
+
+def _video_folder(path: str) -> str:
+    """A folder of two captioned clips, as `scripts/prepare_videos.py` reads."""
+    import numpy as np
+
+    from sora_lite import video
+    from sora_lite.datasets.moving_shapes import render
+
+    os.makedirs(path, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, (color, direction) in {"a.mp4": ("red", "left"), "b.gif": ("blue", "up")}.items():
+        video.write(os.path.join(path, name), render(color, "circle", direction, 24, 32, 12, rng))
+    with open(os.path.join(path, "captions.csv"), "w") as f:
+        f.write("path,caption\na.mp4,a red circle moving left\nb.gif,a blue circle moving up\n")
+    return path
 
 
 def test_every_documented_command_is_recognised():
@@ -77,19 +105,22 @@ def test_every_documented_command_is_recognised():
     scripts = {c.split()[1] for c in commands if c.startswith("python")}
     assert {"scripts/train.py", "scripts/train_autoencoder.py", "scripts/evaluate.py", "scripts/export.py",
             "scripts/bench_memory.py", "scripts/bench_train.py", "scripts/bench_sample.py",
-            "scripts/bench_mixture.py"} <= scripts
+            "scripts/bench_mixture.py", "scripts/evaluate_frames.py", "scripts/prepare_videos.py"} <= scripts
     assert any(c.startswith("sora-lite generate") and "--frames 1" in c for c in commands)
 
 
 def _order(command: str) -> int:
-    """Autoencoders first, then DiTs, then what reads a trained DiT."""
+    """Autoencoders first, then DiTs, then fine-tuning (from a trained DiT), then what reads a
+    trained DiT; the docs' order within each (a file that one command writes, the next reads)."""
+    if "init_from" in command:
+        return 2
     for rank, script in enumerate(("train_autoencoder.py", "scripts/train.py")):
         if script in command:
             return rank
-    return 2
+    return 3
 
 
-def test_documented_commands_run_at_tiny_size(data_dir, tmp_path):
+def test_documented_commands_run_at_tiny_size(data_dir, tmp_path, monkeypatch, capsys):
     env = dict(os.environ, HOME=str(tmp_path / "home"), JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
                                 if not f.startswith("--xla_force_host_platform_device_count"))
@@ -101,8 +132,13 @@ def test_documented_commands_run_at_tiny_size(data_dir, tmp_path):
         if tuple(argv) in done:  # e.g. each config's own training command, once at tiny size
             continue
         done.add(tuple(argv))
-        if argv[0] == "sora-lite":
-            argv = [sys.executable, "-m", "sora_lite.cli", *argv[1:]]
+        if argv[0] == "sora-lite":  # the entry point itself, in this process (no start-up per command)
+            monkeypatch.chdir(tmp_path)
+            monkeypatch.setenv("HOME", env["HOME"])
+            code = cli.main(argv[1:])
+            if code != 0:
+                failures.append(f"{command}\n  {capsys.readouterr().err.strip()[-1500:]}")
+            continue
         run = subprocess.run(argv, cwd=ROOT if argv[1].startswith("scripts/") else tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
         if run.returncode != 0:

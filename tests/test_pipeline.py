@@ -69,6 +69,61 @@ def test_bad_input_raises_one_line_value_error(pipe, kwargs, constraint):
     assert "\n" not in str(e.value)
 
 
+def test_frames_as_prompts_shapes_determinism_and_inputs(pipe):
+    clip = pipe.generate(PROMPTS, num_frames=9, height=16, width=16, seed=0)  # [2, 9, 16, 16, 3]
+    runs = {
+        "image_to_video": lambda seed: pipe.image_to_video(PROMPTS, clip[:, 0], num_frames=9, seed=seed),
+        "extend": lambda seed: pipe.extend(PROMPTS, clip[:, :3], num_frames=9, seed=seed),
+        "extend_backward": lambda seed: pipe.extend(PROMPTS, clip[:, -2:], num_frames=5, backward=True, seed=seed),
+        "connect": lambda seed: pipe.connect(PROMPTS, clip[:, 0], clip[:, -2:], num_frames=9, seed=seed),
+        "interpolate": lambda seed: pipe.interpolate(PROMPTS, clip[:, [0, 4, 8]], num_frames=9, seed=seed),
+        "edit": lambda seed: pipe.edit(PROMPTS[::-1], clip, seed=seed),
+    }
+    frames = {"extend_backward": 5}
+    for name, run in runs.items():
+        out = run(0)
+        assert out.shape == (2, frames.get(name, 9), 16, 16, 3) and out.dtype == np.uint8, name
+        np.testing.assert_array_equal(run(0), out, err_msg=name)
+    assert not np.array_equal(runs["edit"](1), runs["edit"](0))
+    story = pipe.story(PROMPTS, frames_per_scene=5, seed=0)
+    assert story.shape == (1, 10, 16, 16, 3)
+    np.testing.assert_array_equal(story[:, :5], pipe.generate(PROMPTS[:1], 5, 16, 16, seed=0))  # scene 0
+    bigger = pipe.image_to_video(PROMPTS, clip[:, 0], num_frames=5, height=32, width=24)  # inputs resized
+    assert bigger.shape == (2, 5, 32, 24, 3)
+
+
+def test_edit_at_low_strength_keeps_the_video():
+    """SDEdit on the shipped model: a little noise changes little; strength 1 ignores the video."""
+    pipe = Pipeline.from_pretrained()
+    video = pipe.generate(PROMPTS[:1], seed=0)
+    near = pipe.edit(PROMPTS[:1], video, strength=0.05, seed=1)
+    far = pipe.edit(PROMPTS[:1], video, strength=1.0, seed=1)
+    error = lambda a: np.abs(a.astype(int) - video.astype(int)).mean()  # noqa: E731
+    assert error(near) < 2 < error(far)
+    np.testing.assert_array_equal(far, pipe.generate(PROMPTS[:1], seed=1))  # from pure noise: text-to-video
+
+
+@pytest.mark.parametrize("call,constraint", [
+    (lambda p, v: p.image_to_video(PROMPTS, v[:, 0].astype(np.float32)), "image must be a uint8 numpy array"),
+    (lambda p, v: p.image_to_video(PROMPTS, v), "image must be [B, H, W, 3]; got shape (2, 5, 16, 16, 3)"),
+    (lambda p, v: p.image_to_video(PROMPTS[:1], v[:, 0]), "image has 2 rows for 1 prompts"),
+    (lambda p, v: p.image_to_video(PROMPTS, v[:, 0], num_frames=8), "frames must be 1 + 4k"),
+    (lambda p, v: p.image_to_video(PROMPTS, v[:, 0, :12]), "height and width must be positive multiples of 8"),
+    (lambda p, v: p.extend(PROMPTS, v, num_frames=5), "fewer given frames than num_frames=5; got 5"),
+    (lambda p, v: p.connect(PROMPTS, v[:, :3], v[:, :2], num_frames=5), "leave frames between them"),
+    (lambda p, v: p.connect(PROMPTS, v[:, 0], v[:, 0, :8]), "given frames must share one size"),
+    (lambda p, v: p.interpolate(PROMPTS, v[:, :1], num_frames=5), "2 to num_frames=5 keyframes; got 1"),
+    (lambda p, v: p.edit(PROMPTS, v, strength=0.0), "strength must be in (0, 1]; got 0.0"),
+    (lambda p, v: p.edit(PROMPTS, v, strength=1.5), "strength must be in (0, 1]; got 1.5"),
+    (lambda p, v: p.story(PROMPTS, frames_per_scene=6), "frames must be 1 + 4k"),
+])
+def test_frames_as_prompts_bad_input_raises_one_line_value_error(pipe, call, constraint):
+    video = pipe.generate(PROMPTS, num_frames=5, height=16, width=16, seed=0)
+    with pytest.raises(ValueError, match=re.escape(constraint)) as e:
+        call(pipe, video)
+    assert "\n" not in str(e.value)
+
+
 def test_long_prompt_warns_about_truncation(pipe):
     with pytest.warns(UserWarning, match="truncated"):
         video = pipe.generate([" ".join(["red"] * 100)], num_frames=5, height=16, width=16, seed=0)

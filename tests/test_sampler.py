@@ -6,6 +6,7 @@ import numpy as np
 from flax import nnx
 
 from sora_lite import diffusion, sampler
+from sora_lite.conditioning import Condition
 
 
 def test_time_grid():
@@ -29,46 +30,53 @@ class Constant(nnx.Module):
     def __init__(self, c):
         self.c = nnx.Param(c)
 
-    def __call__(self, x, t, text, mask):
+    def __call__(self, x, t, cond):
         return jnp.broadcast_to(self.c[...], x.shape)
 
 
 class TextShift(nnx.Module):
-    """v = x * scale + sum over real text tokens: conditional and unconditional fields differ."""
+    """v = x * scale + sum over real text tokens (+ given frames): conditional and unconditional
+    fields differ."""
 
     def __init__(self):
         self.scale = nnx.Param(jnp.array(0.5))
 
-    def __call__(self, x, t, text, mask):
-        pooled = (text * mask[..., None]).sum((1, 2))  # [B]
-        return x * self.scale[...] + (pooled + t)[:, None, None, None, None]
+    def __call__(self, x, t, cond):
+        pooled = (cond.text * cond.mask[..., None]).sum((1, 2))  # [B]
+        frames = 0.0 if cond.frames is None else cond.frames
+        return x * self.scale[...] + (pooled + t)[:, None, None, None, None] + frames
 
 
 def _text():
     text = jnp.arange(2 * 3 * 4, dtype=jnp.float32).reshape(2, 3, 4) / 10
     mask = jnp.array([[True, True, False], [True, False, False]])
-    return text, mask, jnp.full((3, 4), -1.0), jnp.array([True, False, False])
+    return Condition(text, mask), jnp.full((3, 4), -1.0), jnp.array([True, False, False])
 
 
 def test_euler_on_constant_velocity_is_exact():
     noise = jax.random.normal(jax.random.key(0), (2, 2, 2, 2, 3))
     c = jnp.array([0.5, -1.0, 2.0])
-    text, mask, null_text, null_mask = _text()
+    cond, null_text, null_mask = _text()
     for steps, shift, guidance in [(1, 1.0, 1.0), (7, 1.0, 4.0), (5, 3.0, 0.0)]:
-        out = sampler.sample(Constant(c), noise, text, mask, null_text, null_mask, steps, guidance, shift)
+        out = sampler.sample(Constant(c), noise, cond, null_text, null_mask, steps, guidance, shift)
         np.testing.assert_allclose(out, noise - c, rtol=1e-5, atol=1e-5)  # x0 = x1 - integral of v dt
+    # From a noised latent at `start` (SDEdit), the integral covers [0, start] only.
+    out = sampler.sample(Constant(c), noise, cond, null_text, null_mask, 4, 1.0, 2.0, start=0.4)
+    np.testing.assert_allclose(out, noise - 0.4 * c, rtol=1e-5, atol=1e-5)
 
 
 def test_guidance_scale_one_is_conditional_and_zero_unconditional():
     model = TextShift()
     x = jax.random.normal(jax.random.key(1), (2, 1, 2, 2, 3))
-    text, mask, null_text, null_mask = _text()
+    c, null_text, null_mask = _text()
+    c = c._replace(frames=jax.random.normal(jax.random.key(3), x.shape))
     t = 0.3
-    cond = model(x, jnp.full((2,), t), text, mask)
-    uncond = model(x, jnp.full((2,), t), jnp.broadcast_to(null_text, text.shape),
-                   jnp.broadcast_to(null_mask, mask.shape))
+    cond = model(x, jnp.full((2,), t), c)
+    # The unconditional half drops the text and keeps the given frames.
+    uncond = model(x, jnp.full((2,), t), c._replace(text=jnp.broadcast_to(null_text, c.text.shape),
+                                                   mask=jnp.broadcast_to(null_mask, c.mask.shape)))
     assert not np.allclose(cond, uncond)
-    g = lambda s: sampler.guided_velocity(model, x, t, text, mask, null_text, null_mask, s)  # noqa: E731
+    g = lambda s: sampler.guided_velocity(model, x, t, c, null_text, null_mask, s)  # noqa: E731
     np.testing.assert_allclose(g(1.0), cond, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(g(0.0), uncond, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(g(3.0), uncond + 3.0 * (cond - uncond), rtol=1e-5, atol=1e-5)
@@ -77,11 +85,26 @@ def test_guidance_scale_one_is_conditional_and_zero_unconditional():
 def test_sample_matches_a_python_loop():
     model = TextShift()
     noise = jax.random.normal(jax.random.key(2), (2, 1, 2, 2, 3))
-    text, mask, null_text, null_mask = _text()
+    cond, null_text, null_mask = _text()
     steps, guidance, shift = 3, 2.0, 1.5
     x, ts = noise, sampler.time_grid(steps, shift)
     for i in range(steps):
-        v = sampler.guided_velocity(model, x, ts[i], text, mask, null_text, null_mask, guidance)
+        v = sampler.guided_velocity(model, x, ts[i], cond, null_text, null_mask, guidance)
         x = sampler.euler_step(x, v, ts[i], ts[i + 1])
-    out = sampler.sample(model, noise, text, mask, null_text, null_mask, steps, guidance, shift)
+    out = sampler.sample(model, noise, cond, null_text, null_mask, steps, guidance, shift)
     np.testing.assert_allclose(out, x, rtol=1e-5, atol=1e-5)
+
+
+def test_wholly_given_latent_frames_are_held_at_their_noised_latent():
+    """The given latent frame ends exactly at its latent; the others follow the model."""
+    noise = jax.random.normal(jax.random.key(4), (2, 3, 2, 2, 3))
+    c = jnp.array([0.5, -1.0, 2.0])
+    given = jax.random.normal(jax.random.key(5), (2, 3, 2, 2, 3))
+    mask = jnp.zeros((2, 3, 2, 2, 4)).at[0, 1].set(1.0)  # latent frame 1 of the first video, all 4 frames
+    cond, null_text, null_mask = _text()
+    out = sampler.sample(Constant(c), noise, cond._replace(frames=jnp.concatenate([given, mask], -1)),
+                         null_text, null_mask, 4, 1.0, 1.5)
+    np.testing.assert_allclose(out[0, 1], given[0, 1], rtol=1e-5, atol=1e-5)
+    free = np.ones(out.shape[:2], bool)
+    free[0, 1] = False
+    np.testing.assert_allclose(np.asarray(out)[free], np.asarray(noise - c)[free], rtol=1e-5, atol=1e-5)

@@ -34,7 +34,7 @@ def test_autoencoder_logs_checkpoints_and_eval(tiny_run):
     vae, decoder = [r for r in logged if r["step"] <= cfg.ae_train.steps], [r for r in logged if r["step"] > cfg.ae_train.steps]
     assert vae and decoder
     assert all({"l1", "l2", "kl"} <= set(r) for r in vae)
-    assert all(set(r) == {"step", "loss", "steps_per_s", "l2"} and r["loss"] == r["l2"] for r in decoder)
+    assert all(set(r) == {"step", "loss", "learning_rate", "steps_per_s", "l2"} and r["loss"] == r["l2"] for r in decoder)
     evals = [r for r in rows if "loss" not in r]
     assert len(evals) == 1 and evals[0]["step"] == total
     result = tiny_run["ae_result"]
@@ -155,6 +155,31 @@ def test_ema_differs_from_raw_weights_and_lags_them(tiny_run):
         np.testing.assert_array_equal(a, b)
 
 
+def test_tensorboard_holds_the_scalars_and_sample_videos(tiny_run, tmp_path):
+    """The event files open with tensorboard's own reader: every logged scalar of both runs,
+    the evaluation included, and videos (GIFs) and images (PNGs) as the images tab shows them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    read = lambda d: EventAccumulator(os.path.join(d, "tensorboard"), size_guidance={"images": 0}).Reload()  # noqa: E731
+    dit_events = read(tiny_run["dit_dir"])
+    assert {"loss", "grad_norm", "learning_rate", "steps_per_s", "tokens_per_s"} <= set(dit_events.Tags()["scalars"])
+    rows = [r for r in _rows(tiny_run["dit_dir"]) if "loss" in r]
+    assert [e.step for e in dit_events.Scalars("loss")] == [r["step"] for r in rows]
+    np.testing.assert_allclose([e.value for e in dit_events.Scalars("loss")], [r["loss"] for r in rows], rtol=1e-6)
+    ae_events = read(tiny_run["ae_dir"])
+    assert {"loss", "learning_rate", "psnr/5x16x16"} <= set(ae_events.Tags()["scalars"])  # evaluation too
+    logger = training.Logger(str(tmp_path), 0)
+    clip = np.zeros((5, 16, 24, 3), np.uint8)
+    clip[:, 4:8, 4:8, 0] = 200
+    logger.video(3, "samples/5x16x24/a red square", clip)
+    logger.video(3, "samples/1x16x24/an image", clip[:1])
+    logger.close()
+    events = read(str(tmp_path))
+    gif, png = (events.Images(t)[0] for t in ("samples/5x16x24/a red square", "samples/1x16x24/an image"))
+    assert gif.encoded_image_string.startswith(b"GIF8") and (gif.width, gif.height, gif.step) == (24, 16, 3)
+    assert png.encoded_image_string.startswith(b"\x89PNG")
+
+
 def test_logger_on_resume_drops_later_rows_and_a_cut_line(tmp_path):
     with open(tmp_path / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 6))
@@ -250,6 +275,45 @@ def test_negative_nonfinite_skips_is_a_one_line_error(tiny_run):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     cfg.train.nonfinite_skips = -1
     with pytest.raises(ValueError, match=r"^train.nonfinite_skips must be >= 0 \(0 stops at the first NaN/Inf step\); got -1$"):
+        train_dit.train(cfg, "/nonexistent")
+
+
+def test_init_from_starts_at_a_models_weights_with_new_inputs_at_zero(tiny_run, tmp_path, capsys):
+    """Fine-tuning from a model: its weights (raw and EMA) are where training starts, its
+    autoencoder comes along, and weights it lacks (an older model's frames input) stay zero."""
+    source = str(tmp_path / "source")
+    shutil.copytree(tiny_run["dit_dir"], source)
+    _, _, arrays = checkpoint.load_arrays(checkpoint.directory(source), ("dit",))
+    del arrays["dit"]["frames_embed"]  # a text-to-video model from before frames conditioning
+    model = build_dit(tiny_run["cfg"])
+    assert checkpoint.fill(model, arrays["dit"], source) == ["frames_embed.kernel"]
+    assert not np.asarray(model.frames_embed.kernel[...]).any()
+    np.testing.assert_array_equal(model.x_embed.kernel[...], arrays["dit"]["x_embed"]["kernel"]["value"])
+    arrays["dit"]["x_embed"]["kernel"]["value"] = np.zeros((3, 3))
+    with pytest.raises(checkpoint.CheckpointError, match=r"x_embed.kernel has shape \(3, 3\)"):
+        checkpoint.fill(model, arrays["dit"], source)
+
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], steps=2)  # (step 0's warmup lr is 0)
+    train_dit.train(cfg, str(tmp_path / "tuned"))
+    assert f"initialised from {tiny_run['dit_dir']}" in capsys.readouterr().out
+    _, _, tuned = checkpoint.load_arrays(checkpoint.directory(str(tmp_path / "tuned")), ("dit",))
+    _, _, start = checkpoint.load_arrays(checkpoint.directory(tiny_run["dit_dir"]), ("dit",))
+    for a, b in zip(jax.tree.leaves(tuned["ae"]), jax.tree.leaves(start["ae"]), strict=True):
+        np.testing.assert_array_equal(a, b)  # the model's own autoencoder
+    kernel = lambda arrays: np.asarray(arrays["dit"]["x_embed"]["kernel"]["value"])  # noqa: E731
+    step = np.abs(kernel(tuned) - kernel(start))
+    assert 0 < step.max() < 0.01  # one small step (EMA) away from the source, not a fresh init
+
+
+@pytest.mark.parametrize("weights,message", [
+    (dict(none=-1.0), "train.conditions weights must be >= 0 with a positive sum"),
+    (dict(none=0.0, first_frame=0.0, head=0.0, tail=0.0, first_last=0.0, keyframes=0.0), "positive sum"),
+])
+def test_bad_condition_weights_are_a_one_line_error(tiny_run, weights, message):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.train.conditions.update(weights)
+    with pytest.raises(ValueError, match=message):
         train_dit.train(cfg, "/nonexistent")
 
 

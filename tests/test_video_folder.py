@@ -1,0 +1,89 @@
+"""Tests for sora_lite.datasets.video_folder: a folder of one's own videos becomes clips of the
+mixture's shapes; bad files are skipped with one line each and counted."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sora_lite import video
+from sora_lite.datasets import video_folder as V
+from sora_lite.datasets.moving_shapes import render
+from sora_lite.shapes import Entry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRIES = [Entry(9, 16, 16, 2.0), Entry(9, 16, 24), Entry(5, 24, 16), Entry(1, 16, 16)]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Good MP4 / GIF / PNG files of three aspect ratios, and every kind of bad file."""
+    d = tmp_path_factory.mktemp("own_videos")
+    rng = np.random.default_rng(0)
+    video.write(str(d / "wide.mp4"), render("red", "circle", "left", 36, 64, 20, rng), fps=8)  # 2 clips of 9
+    video.write(str(d / "tall.gif"), render("blue", "square", "up", 64, 40, 11, rng), fps=8)  # 2 clips of 5
+    video.write(str(d / "fast.mp4"), render("green", "triangle", "down", 40, 40, 36, rng), fps=16)  # 18 at 8 fps
+    video.write(str(d / "still.png"), render("cyan", "circle", None, 50, 60, 1, rng))
+    video.write(str(d / "short.gif"), render("red", "circle", "left", 32, 32, 2, rng), fps=8)
+    data = (d / "wide.mp4").read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (d / "notes.mp4").write_text("just some text")
+    (d / "empty.mp4").write_bytes(b"")
+    rows = [("wide.mp4", "a red circle moving left"), ("tall.gif", "a blue square moving up"),
+            ("fast.mp4", "a green triangle moving down"), ("still.png", "a cyan circle"),
+            ("short.gif", "a red circle"), ("truncated.mp4", "cut"), ("notes.mp4", "text"), ("empty.mp4", "none")]
+    (d / "captions.csv").write_text("path,caption\n" + "".join(f"{p},{c}\n" for p, c in rows))
+    return str(d)
+
+
+def test_good_files_become_clips_of_the_nearest_shape_and_bad_ones_are_counted(folder, tmp_path):
+    counts, skipped = V.prepare(str(tmp_path), folder, ENTRIES, fps=8)
+    total = {shape: c["train"] + c["validation"] for shape, c in counts.items()}
+    # wide (16:9) -> 9x16x24: 2 clips; fast (square, 18 frames at 8 fps) -> 9x16x16: 2; tall -> 5x24x16: 2;
+    # the image (6:5) -> 1x16x16.
+    assert total == {"9x16x16": 2, "9x16x24": 2, "5x24x16": 2, "1x16x16": 1}
+    assert skipped == ["skipped short.gif: is too short: 2 frames at 8 fps; its shapes need 9",
+                       "skipped truncated.mp4: cannot decode (InvalidDataError)",
+                       "skipped notes.mp4: cannot decode (InvalidDataError)",
+                       "skipped empty.mp4: cannot decode (InvalidDataError)"]
+    assert V.summary(counts, skipped, 8).startswith("4 of 8 files used, 4 skipped; clips per shape")
+    b = V.builder(str(tmp_path), folder, ENTRIES[1], ENTRIES, fps=8)
+    split = next(iter(b.info.splits))
+    clip = b.as_data_source(split)[0]
+    assert clip["video"].shape == (9, 16, 24, 3) and clip["video"].dtype == np.uint8
+    assert clip["caption"].decode() == "a red circle moving left"
+    # The red circle survives decoding, resampling, resizing and cropping.
+    red = (clip["video"][..., 0] > 150) & (clip["video"][..., 1] < 100)
+    assert red.any(axis=(1, 2)).all()
+
+
+def test_resampling_to_the_target_rate(folder):
+    assert len(V.decode(os.path.join(folder, "fast.mp4"), 8)) == 18  # 36 frames at 16 fps
+    assert len(V.decode(os.path.join(folder, "fast.mp4"), 16)) == 36
+    assert len(V.decode(os.path.join(folder, "still.png"), 8)) == 1
+
+
+def test_index_errors_are_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        V.read_index(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="needs exactly one caption index"):
+        V.read_index(str(tmp_path))
+    (tmp_path / "captions.csv").write_text("a.mp4,one,two\n")
+    with pytest.raises(ValueError, match="line 1: expected 2 columns path,caption; got 3"):
+        V.read_index(str(tmp_path))
+    (tmp_path / "captions.csv").unlink()
+    (tmp_path / "captions.jsonl").write_text('{"path": "a.mp4", "caption": "x"}\n{"path": "b.mp4"}\n')
+    with pytest.raises(ValueError, match="line 2: expected"):
+        V.read_index(str(tmp_path))
+
+
+def test_prepare_script_prints_warnings_and_the_summary(folder, tmp_path):
+    run = subprocess.run([sys.executable, "scripts/prepare_videos.py", "--folder", folder, "--config",
+                          "configs/tiny.py", f"--config.data.dir={tmp_path}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("prepare_videos.py: warning: skipped")]
+    assert len(warnings) == 4
+    assert run.stdout.strip().splitlines()[-1].startswith("4 of 8 files used, 4 skipped")
