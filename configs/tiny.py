@@ -17,5 +17,4 @@ def get_config():
     c.sample.steps = 4
     c.train.update(steps=6, batch_size=8, warmup=2, log_every=1, checkpoint_every=3, sample_every=0,
                    eval_at_end=False)
-    c.train.conditions.update(first_frame=1.0, head=1.0, tail=1.0, first_last=1.0, keyframes=1.0)  # every kind
     return c

@@ -295,6 +295,8 @@ def test_init_from_starts_at_a_models_weights_with_new_inputs_at_zero(tiny_run, 
 
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], steps=2)  # (step 0's warmup lr is 0)
+    # ... and with frames given: every kind, encoded inside the step.
+    cfg.train.conditions.update(first_frame=1.0, head=1.0, tail=1.0, first_last=1.0, keyframes=1.0)
     train_dit.train(cfg, str(tmp_path / "tuned"))
     assert f"initialised from {tiny_run['dit_dir']}" in capsys.readouterr().out
     _, _, tuned = checkpoint.load_arrays(checkpoint.directory(str(tmp_path / "tuned")), ("dit",))
@@ -304,6 +306,7 @@ def test_init_from_starts_at_a_models_weights_with_new_inputs_at_zero(tiny_run, 
     kernel = lambda arrays: np.asarray(arrays["dit"]["x_embed"]["kernel"]["value"])  # noqa: E731
     step = np.abs(kernel(tuned) - kernel(start))
     assert 0 < step.max() < 0.01  # one small step (EMA) away from the source, not a fresh init
+    assert np.abs(np.asarray(tuned["dit"]["frames_embed"]["kernel"]["value"])).max() > 0  # the frames input trains
 
 
 @pytest.mark.parametrize("weights,message", [
