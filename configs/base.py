@@ -18,7 +18,10 @@ def get_config() -> ConfigDict:
     # Moving Shapes at a mixture of shapes, "FRAMESxHEIGHTxWIDTH:WEIGHT,..." (a weight is that
     # entry's share of the steps; each step's batch is one entry). The first entry is the
     # model's default sampling shape. `train_size` clips in all, split by weight.
-    c.data = ConfigDict(dict(dir="data", mixture="17x32x32", train_size=50_000))
+    # With `folder`, your own captioned videos and images instead (datasets/video_folder.py; see
+    # them cut with scripts/prepare_videos.py): resampled to `fps`, each file cut to the entries
+    # nearest its aspect ratio; `train_size` is then unused.
+    c.data = ConfigDict(dict(dir="data", mixture="17x32x32", train_size=50_000, folder="", fps=8.0))
     c.text = ConfigDict(dict(max_len=16))
 
     # The autoencoder's architecture.
@@ -31,7 +34,8 @@ def get_config() -> ConfigDict:
     # same latents; 0 skips that phase. Batch sizes are those of the mixture's first entry;
     # the other entries' batches carry as many latent frames x pixels, rounded to a multiple of
     # the mesh's batch shards.
-    c.ae_train = ConfigDict(dict(steps=4000, batch_size=8, lr=1e-3, kl_weight=1e-6,
+    # `init_from`: start from a trained autoencoder (its workdir, or a DiT model that carries one).
+    c.ae_train = ConfigDict(dict(init_from="", steps=4000, batch_size=8, lr=1e-3, kl_weight=1e-6,
                                  decoder_steps=3000, decoder_batch_size=4, decoder_lr=2e-3,
                                  warmup=200, log_every=50, checkpoint_every=500))
 
@@ -56,6 +60,7 @@ def get_config() -> ConfigDict:
     c.train = ConfigDict(dict(
         autoencoder="",  # a scripts/train_autoencoder.py workdir
         init_from="",  # a DiT model (workdir or exported) to start from; its autoencoder unless `autoencoder` is set
+        trainable="",  # a regular expression over parameter paths ("blocks/(attn|cross)"): only those train; "": all
         steps=10_000, batch_size=32, lr=3e-4, warmup=500, weight_decay=0.01, grad_clip=1.0,
         ema_decay=0.999,
         nonfinite_skips=0,  # NaN/Inf steps whose update is dropped before the run stops (counted in metrics)

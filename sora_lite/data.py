@@ -1,8 +1,9 @@
-"""Input pipeline: Moving Shapes clips from tensorflow-datasets (array_record, random
-access, no TensorFlow) through grain: seeded shuffle, per-process sharding, batching.
+"""Input pipeline: Moving Shapes clips, or with `data.folder` your own captioned videos
+(datasets/video_folder.py), from tensorflow-datasets (array_record, random access, no
+TensorFlow) through grain: seeded shuffle, per-process sharding, batching.
 
 A clip batch is `{"video": float32 [B, T, H, W, 3] in [-1, 1], "caption": str [B], "subject": int32 [B]}`
-(`subject` indexes `captions.SUBJECTS`). Training draws from a *shape mixture*
+(`subject` indexes the rows of `caption_rows`: Moving Shapes' subjects, or a folder's captions). Training draws from a *shape mixture*
 (`data.mixture`, e.g. "17x32x32:2,1x32x32:1"): each step takes one whole batch of one
 entry (a bucket), chosen with probability proportional to the entry's weight, so every
 batch has one shape and compiles once. Which entry a step takes and what it reads are a
@@ -13,8 +14,9 @@ import grain
 import numpy as np
 from ml_collections import ConfigDict
 
+from sora_lite import captions
 from sora_lite.captions import SUBJECT_INDEX
-from sora_lite.datasets import moving_shapes
+from sora_lite.datasets import moving_shapes, video_folder
 from sora_lite.shapes import Entry, mixture
 from sora_lite.video import to_model
 
@@ -31,11 +33,35 @@ def _prepare(example: dict) -> dict:
             "subject": np.int32(SUBJECT_INDEX[subject])}
 
 
+def caption_rows(data: ConfigDict) -> list[list[str]]:
+    """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
+    (captions.py); for a folder, each distinct caption alone."""
+    if data.folder:
+        return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
+    table, k = captions.caption_table(), captions.PER_SUBJECT
+    return [table[i : i + k] for i in range(0, len(table), k)]
+
+
+def has_clips(data: ConfigDict, split: str, entry: Entry) -> bool:
+    """Whether `entry` has clips in `split` (Moving Shapes always; a folder, where files fit)."""
+    if not data.folder:
+        return True
+    entries = mixture(data)
+    sources = video_folder.sources_of(video_folder.scan(data.folder, entries, data.fps)[0], entries, entry)
+    return any(s.split == split for s in sources)
+
+
 def clips(data: ConfigDict, split: str, entry: Entry | None = None):
-    """Random-access Moving Shapes clips of one split at one mixture entry (default: the first),
-    built on first use (seconds for small sizes)."""
+    """Random-access clips of one split at one mixture entry (default: the first), built on
+    first use (seconds for small sizes): Moving Shapes, or the videos of `data.folder`."""
     entries = mixture(data)
     entry = entry or entries[0]
+    if data.folder:
+        index = {c[0]: i for i, c in enumerate(caption_rows(data))}
+        source = video_folder.data_source(data.dir, data.folder, entry, entries, data.fps, split)
+        return grain.MapDataset.source(source).map(
+            lambda ex: {"video": to_model(ex["video"]), "caption": ex["caption"].decode(),
+                        "subject": np.int32(index[ex["caption"].decode()])})
     b = moving_shapes.builder(data.dir, *entry.shape, train_size(data, entries, entry))
     return grain.MapDataset.source(b.as_data_source(split=split)).map(_prepare)
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 
 import grain
@@ -34,7 +35,7 @@ from sora_lite import autoencoder, captions, checkpoint, conditioning, data, dif
 from sora_lite import training
 from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
-from sora_lite.datasets import moving_shapes
+from sora_lite.datasets import moving_shapes, video_folder
 from sora_lite.dit import build_dit
 from sora_lite.pipeline import Pipeline, num_tokens
 from sora_lite.text import TextEncoder
@@ -70,8 +71,9 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
     encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
     weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(ae)))
     size = data.train_size(cfg.data, data.mixture(cfg.data), entry)
-    key = _fingerprint(weights, cfg.ae.to_dict(), os.path.abspath(cfg.data.dir), str(entry), size,
-                       str(moving_shapes.MovingShapes.VERSION))
+    source = ([video_folder.fingerprint(cfg.data.folder), cfg.data.fps] if cfg.data.folder
+              else [size, str(moving_shapes.MovingShapes.VERSION)])
+    key = _fingerprint(weights, cfg.ae.to_dict(), os.path.abspath(cfg.data.dir), str(entry), *source)
 
     def compute():
         latents, subjects = [], []
@@ -85,11 +87,12 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
     return _cached(os.path.join(workdir, "latents", f"{entry}-{key}.npz"), compute)
 
 
-def caption_table(text_encoder: TextEncoder, workdir: str) -> dict:
+def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str) -> dict:
     """The text encoder's states of every training caption, {"text": [S, K, L, E], "mask":
-    [S, K, L]} for S subjects and K captions each, plus the empty caption's ("null_text"
-    [L, E], "null_mask" [L]) that guidance trains with; cached under a key of the captions."""
-    table = captions.caption_table()
+    [S, K, L]} for S subjects of K captions each (`rows`, data.caption_rows), plus the empty
+    caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached under a
+    key of the captions."""
+    table = [c for row in rows for c in row]
     key = _fingerprint(table, text_encoder.max_len)
 
     def compute():
@@ -99,7 +102,7 @@ def caption_table(text_encoder: TextEncoder, workdir: str) -> dict:
                 "null_text": null_text[0], "null_mask": null_mask[0]}
 
     arrays = _cached(os.path.join(workdir, "latents", f"captions-{key}.npz"), compute)
-    s, k = len(captions.SUBJECTS), captions.PER_SUBJECT
+    s, k = len(rows), len(rows[0])
     return {**arrays, "text": arrays["text"].reshape(s, k, *arrays["text"].shape[1:]),
             "mask": arrays["mask"].reshape(s, k, -1)}
 
@@ -131,7 +134,7 @@ def init_train_state(cfg: ConfigDict, mesh):
     model = sharding.init_sharded(lambda: build_dit(cfg, cfg.seed), mesh)
     ema = jax.tree.map(jnp.copy, model)  # same init, its own buffers (the step donates both)
     tx = training.make_optimizer(tc.lr, tc.warmup, tc.steps, tc.weight_decay, tc.grad_clip)
-    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=nnx.Param), mesh)
+    opt = sharding.init_sharded(lambda: nnx.Optimizer(build_dit(cfg), tx, wrt=training.trainable(tc.trainable)), mesh)
     return model, opt, ema
 
 
@@ -172,7 +175,8 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
         shift = diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens)  # this shape's own
         loss_fn = lambda m: diffusion.loss(m, latent, cond, table["null_text"], table["null_mask"],  # noqa: E731
                                            k_loss, cfg.diffusion, shift, weights)
-        loss, grads = nnx.value_and_grad(loss_fn)(nnx.merge(graphdef, state)[0])
+        grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, training.trainable(cfg.train.trainable)))
+        loss, grads = grad_fn(nnx.merge(graphdef, state)[0])
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
@@ -206,13 +210,15 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     cfg = ConfigDict(cfg.to_dict())
     cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it
     entries = training.check_mixture(cfg)
-    nnx.eval_shape(lambda: build_dit(cfg))  # a bad architecture key fails now, not after encoding the data
+    # A bad architecture key or trainable pattern fails now, not after encoding the data.
+    training.check_trainable(nnx.eval_shape(lambda: build_dit(cfg)), tc.trainable)
     text_encoder = TextEncoder(cfg.text.max_len)
     latents = [encode_latents(ae, cfg, e, workdir) for e in entries]
 
     mesh = sharding.make_mesh(cfg.mesh, devices)
     replicated = NamedSharding(mesh, P())
-    table = jax.device_put(caption_table(text_encoder, workdir), replicated)
+    rows = data.caption_rows(cfg.data)
+    table = jax.device_put(caption_table(text_encoder, rows, workdir), replicated)
     model, opt, ema = init_train_state(cfg, mesh)
     # Besides weights and optimizer, a checkpoint holds where the run's randomness and data
     # stand: the base RNG key (step keys fold the step into it), the index of the next batch,
@@ -286,11 +292,14 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         if save_now:
             save(done)
         if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
-            write_samples(pipe, entries, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
+            write_samples(pipe, entries, rows, cfg.data, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
     mngr.wait_until_finished()
     if train_step.compiled:
         training.say(train_step.summary())
-    if not tc.eval_at_end:
+    if not tc.eval_at_end or cfg.data.folder:
+        if tc.eval_at_end:
+            training.say("no evaluation: prompt accuracy is scored on Moving Shapes, and this run trained on "
+                         f"{cfg.data.folder}; see samples/ and scripts/evaluate.py")
         logger.close()
         return {}
     result = evaluate(pipe, entries)
@@ -311,13 +320,15 @@ def evaluate(pipe, entries, seeds=(0, 1)) -> dict:
     return {str(e): metrics.evaluate_pipeline(pipe, e.frames, e.height, e.width, seeds, sets(e)) for e in entries}
 
 
-def write_samples(pipe, entries, prefix: str, logger: training.Logger, step: int):
-    """A few sample prompts at every mixture shape: GIFs, or PNGs for images, also in TensorBoard."""
+def write_samples(pipe, entries, rows, data_cfg, prefix: str, logger: training.Logger, step: int):
+    """A few sample prompts at every mixture shape: GIFs, or PNGs for images, also in TensorBoard
+    (Moving Shapes' sample prompts; a folder's first four captions)."""
     for e in entries:
-        prompts = captions.sample_prompts(image=e.frames == 1)
+        prompts = [r[0] for r in rows[:4]] if data_cfg.folder else captions.sample_prompts(image=e.frames == 1)
         videos = pipe.generate(prompts, e.frames, e.height, e.width, seed=0)
         if jax.process_index() != 0:  # every host computes, one writes
             continue
         for prompt, v in zip(prompts, videos):
-            video_io.write(f"{prefix}_{e}_{prompt.replace(' ', '_')}.{'png' if e.frames == 1 else 'gif'}", v)
+            name = re.sub(r"\W+", "_", prompt)[:80]  # a caption of one's own may hold any character
+            video_io.write(f"{prefix}_{e}_{name}.{'png' if e.frames == 1 else 'gif'}", v)
             logger.video(step, f"samples/{e}/{prompt}", v)

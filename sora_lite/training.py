@@ -7,6 +7,7 @@ The trainers themselves: `train_autoencoder.py` (the VAE) and `train_dit.py` (th
 import json
 import math
 import os
+import re
 import tempfile
 import time
 
@@ -32,6 +33,25 @@ def learning_rate(lr: float, warmup: int, steps: int):
 def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
     return optax.chain(optax.clip_by_global_norm(grad_clip),
                        optax.adamw(learning_rate(lr, warmup, steps), weight_decay=weight_decay))
+
+
+def trainable(pattern: str):
+    """The parameters a run trains (an nnx filter): every Param, or with `pattern` those whose
+    path, written "blocks/attn/q/kernel", it matches (re.search)."""
+    if not pattern:
+        return nnx.Param
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"train.trainable {pattern!r} is not a regular expression: {e}") from None
+    return nnx.All(nnx.Param, lambda path, _: regex.search("/".join(map(str, path))) is not None)
+
+
+def check_trainable(model, pattern: str):
+    """A one-line ValueError when `pattern` matches none of `model`'s parameters."""
+    if pattern and not jax.tree.leaves(nnx.state(model, trainable(pattern))):
+        raise ValueError(f"train.trainable {pattern!r} matches no parameter; paths look like "
+                         "blocks/attn/q/kernel, frames_embed/kernel, final/bias")
 
 
 class Logger:
@@ -116,15 +136,26 @@ def check_nonfinite(progress: dict, allowed: int):
 
 
 def check_mixture(cfg: ConfigDict) -> list[data.Entry]:
-    """The entries of `cfg.data.mixture`, each checked against the autoencoder's and the patch's
-    divisors: a one-line ValueError naming the first entry that does not fit."""
+    """The entries of `cfg.data.mixture` a run trains on, each checked against the autoencoder's
+    and the patch's divisors: a one-line ValueError naming the first entry that does not fit.
+    With `data.folder`, entries that no file of the folder gives clips are left out, each said."""
     entries = data.mixture(cfg.data)
     for e in entries:
         try:
             latent_grid(cfg, *e.shape)
         except ValueError as err:
             raise ValueError(f"data.mixture entry {e}: {err}") from None
-    return entries
+    if not cfg.data.folder:
+        return entries
+    kept = [e for e in entries if data.has_clips(cfg.data, "train", e)]
+    for e in entries:
+        if e not in kept:
+            say(f"data.mixture entry {e}: no clips in {cfg.data.folder} (no file nearest its aspect ratio is "
+                "long enough); training without it")
+    if not kept:
+        raise ValueError(f"no file of {cfg.data.folder} gives clips of any data.mixture entry "
+                         "(scripts/prepare_videos.py says why, file by file)")
+    return kept
 
 
 def batch_multiple(mesh) -> int:

@@ -4,6 +4,7 @@ videos and batches, and temporary workdirs, data and outputs. `sora-lite` comman
 exactly as written, on the shipped model. A command added to the docs is picked up here."""
 
 import glob
+import json
 import os
 import re
 import shlex
@@ -16,7 +17,8 @@ from sora_lite import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "BENCHMARKS.md", "sora_lite/assets/default/MODEL_CARD.md", "sora_lite/cli.py",
-        *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT))]
+        *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT)),
+        *sorted(glob.glob("notebooks/*.ipynb", root_dir=ROOT))]
 # Run elsewhere: the install and the tests (.ci/run), the fixture maker (needs a PyTorch reference env).
 NOT_HERE = ("pip install", "python -m pytest", "make_text_fixture.py")
 
@@ -26,7 +28,10 @@ def documented_commands() -> list[str]:
     found = []
     for doc in DOCS:
         with open(os.path.join(ROOT, doc)) as f:
-            text = f.read().replace("\\\n", " ")
+            text = f.read()
+        if doc.endswith(".ipynb"):  # the cells' text
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        text = text.replace("\\\n", " ")
         for line in text.splitlines():
             line = line.strip().strip("`")
             for part in line.split("&&"):
@@ -56,17 +61,18 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = "--config.dit.size=tiny"
         elif prev in TINY_FLAGS:
             arg = TINY_FLAGS[prev]
-        elif prev == "--folder":  # a folder of one's own videos: two small clips
-            arg = _video_folder(os.path.join(tmp, "my_videos"))
-        elif arg.startswith("--config.train.init_from="):  # fine-tuning: from the tiny DiT
-            arg = f"--config.train.init_from={os.path.join(tmp, 'dit')}"
+        elif arg.startswith("--config.data.folder="):  # a folder of one's own videos: two small clips
+            arg = f"--config.data.folder={_video_folder(os.path.join(tmp, 'my_videos'))}"
+        elif arg.startswith(("--config.train.init_from=", "--config.ae_train.init_from=")):  # from the tiny run
+            key, _, _ = arg.partition("=")
+            arg = f"{key}={os.path.join(tmp, 'ae' if 'ae_train' in key else 'dit')}"
         elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
             # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting; a
             # fine-tuning run's own), outputs
             key, _, value = arg.rpartition("=")
             name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
-            if prev == "--workdir" and "--config.train.init_from=" in command:
-                name = "dit_tuned"
+            if prev == "--workdir" and "init_from=" in command:  # a fine-tuning run's own
+                name += "_tuned"
             if prev == "--out" and "checkpoints" in value:
                 name = "exported"
             arg = (key + "=" if key else "") + os.path.join(tmp, name)

@@ -1,6 +1,7 @@
 """Tests for sora_lite.datasets.video_folder: a folder of one's own videos becomes clips of the
 mixture's shapes; bad files are skipped with one line each and counted."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -80,10 +81,35 @@ def test_index_errors_are_one_line(tmp_path):
 
 
 def test_prepare_script_prints_warnings_and_the_summary(folder, tmp_path):
-    run = subprocess.run([sys.executable, "scripts/prepare_videos.py", "--folder", folder, "--config",
-                          "configs/tiny.py", f"--config.data.dir={tmp_path}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run([sys.executable, "scripts/prepare_videos.py", "--config", "configs/tiny.py",
+                          f"--config.data.folder={folder}", f"--config.data.dir={tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("prepare_videos.py: warning: skipped")]
     assert len(warnings) == 4
     assert run.stdout.strip().splitlines()[-1].startswith("4 of 8 files used, 4 skipped")
+
+
+def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run, folder, tmp_path, capsys):
+    """The tiny run fine-tuned on the folder: its autoencoder, then its DiT (only the blocks'
+    attention trains), on the folder's clips and captions."""
+    from sora_lite import checkpoint, data, train_autoencoder, train_dit
+
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.data.update(folder=folder, fps=8.0, dir=str(tmp_path / "data"), mixture="5x16x16:2,1x16x16:1")
+    cfg.ae_train.update(init_from=tiny_run["ae_dir"], steps=2, decoder_steps=1)
+    ae_dir, dit_dir = str(tmp_path / "ae"), str(tmp_path / "dit")
+    result = train_autoencoder.train_autoencoder(cfg, ae_dir)
+    assert f"initialised from {tiny_run['ae_dir']}" in capsys.readouterr().out
+    assert all(set(r) == {"psnr"} for r in result.values())  # no Moving Shapes scoring on one's own clips
+    assert [r[0] for r in data.caption_rows(cfg.data)] == sorted(
+        ["a red circle moving left", "a blue square moving up", "a green triangle moving down", "a cyan circle"])
+    cfg.train.update(autoencoder=ae_dir, init_from=tiny_run["dit_dir"], steps=2, trainable="blocks/(attn|cross)")
+    assert train_dit.train(cfg, dit_dir) == {}
+    assert "no evaluation" in capsys.readouterr().out
+    _, _, before = checkpoint.load_arrays(checkpoint.directory(tiny_run["dit_dir"]), ("dit",))
+    _, _, after = checkpoint.load_arrays(checkpoint.directory(dit_dir), ("dit",))
+    moved = lambda *path: not np.array_equal(  # noqa: E731
+        *(np.asarray(functools.reduce(lambda d, k: d[k], path, x["dit"])) for x in (before, after)))
+    assert moved("blocks", "attn", "q", "kernel", "value") and moved("blocks", "cross", "kv", "kernel", "value")
+    assert not moved("blocks", "mlp_in", "kernel", "value") and not moved("x_embed", "kernel", "value")
