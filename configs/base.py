@@ -15,13 +15,14 @@ def get_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
 
-    # Moving Shapes at a mixture of shapes, "FRAMESxHEIGHTxWIDTH:WEIGHT,..." (a weight is that
-    # entry's share of the steps; each step's batch is one entry). The first entry is the
-    # model's default sampling shape. `train_size` clips in all, split by weight.
+    # A generated data set (`name`: moving_shapes or camera_moves) at a mixture of shapes,
+    # "FRAMESxHEIGHTxWIDTH:WEIGHT,..." (a weight is that entry's share of the steps; each step's
+    # batch is one entry). The first entry is the model's default sampling shape. `train_size`
+    # clips in all, split by weight.
     # With `folder`, your own captioned videos and images instead (datasets/video_folder.py; see
     # them cut with scripts/prepare_videos.py): resampled to `fps`, each file cut to the entries
     # nearest its aspect ratio; `train_size` is then unused.
-    c.data = ConfigDict(dict(dir="data", mixture="17x32x32", train_size=50_000, folder="", fps=8.0))
+    c.data = ConfigDict(dict(name="moving_shapes", dir="data", mixture="17x32x32", train_size=50_000, folder="", fps=8.0))
     c.text = ConfigDict(dict(max_len=16))
 
     # The autoencoder's architecture.

@@ -1,14 +1,16 @@
-"""Prompt accuracy of a sora_lite model on Moving Shapes, per shape and prompt set.
+"""Prompt accuracy of a sora_lite model on the data set it trained on, per shape and prompt set.
 
     python scripts/evaluate.py --checkpoint runs/shapes --shapes 17x32x32,17x32x48,1x32x32 \
         --sets seen,heldout,new_words --seeds 0 1
+    python scripts/evaluate.py --checkpoint camera --seeds 0 1
 
-Generates every prompt of each set once per seed at each shape: `seen` (the 64 validation
-combinations; for images the 18 colour-shape pairs), `heldout` (the 8 held-out
-combinations) and `new_words` (every combination written only in words no training caption
-uses, sora_lite/captions.py). Scores them with `sora_lite.metrics`, prints a table (accuracy
-per attribute) and writes the numbers as JSON: to --out, by default `evaluate.json` in the
-checkpoint's workdir (the shipped model's figures are printed only).
+Moving Shapes: generates every prompt of each set once per seed at each shape: `seen` (the
+64 validation combinations; for images the 18 colour-shape pairs), `heldout` (the 8
+held-out combinations) and `new_words` (every combination written only in words no training
+caption uses, sora_lite/captions.py), scored with `sora_lite.metrics`. Camera Moves: the 56
+seen and 8 held-out combinations, scored with `sora_lite.camera_metrics` (`--sets` does not
+apply). Prints a table (accuracy per attribute) and writes the numbers as JSON: to --out, by
+default `evaluate.json` in the checkpoint's workdir (a shipped model's figures are printed only).
 """
 
 import argparse
@@ -20,7 +22,7 @@ from sora_lite.shapes import parse_shape
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="training workdir or exported model (default: shipped)")
+    parser.add_argument("--checkpoint", default=None, help="a shipped model (default, camera), a training workdir or an exported model")
     parser.add_argument("--shapes", default=None, help="FRAMESxHEIGHTxWIDTH,... (default: the model's mixture)")
     parser.add_argument("--sets", default="seen,heldout", help="prompt sets: seen, heldout, new_words")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: model's)")
@@ -30,8 +32,8 @@ def main():
     args = parser.parse_args()
     cli.quiet_libraries()
     try:
-        from sora_lite import Pipeline, shapes
-        from sora_lite.metrics import evaluate_pipeline, prompt_set
+        from sora_lite import Pipeline, camera_metrics, data, metrics, shapes
+        from sora_lite.metrics import prompt_set
 
         sets = [s.strip() for s in args.sets.split(",")]
         for s in sets:
@@ -41,9 +43,12 @@ def main():
                  else [e.shape for e in shapes.mixture(pipe.cfg.data)])
         for size in sizes:
             pipe.latent_grid(*size)  # a shape the model cannot make fails before any sampling
-        results = {"x".join(map(str, size)): evaluate_pipeline(
-            pipe, *size, seeds=tuple(args.seeds), sets=sets, steps=args.steps, guidance=args.guidance)
-            for size in sizes}
+        kw = dict(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance)
+        if data.dataset(pipe.cfg.data) == "camera_moves":
+            results = {"x".join(map(str, size)): camera_metrics.evaluate_pipeline(pipe, *size, **kw) for size in sizes}
+        else:
+            results = {"x".join(map(str, size)): metrics.evaluate_pipeline(pipe, *size, sets=sets, **kw)
+                       for size in sizes}
     except cli.USER_ERRORS as e:
         sys.exit(f"evaluate.py: error: {e}")
     print(cli.eval_table(results))

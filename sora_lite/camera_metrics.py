@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from sora_lite.datasets.camera_moves import MOVES, PAN, ROTATE, SUBJECTS, ZOOM, photo, sample
+from sora_lite.datasets.camera_moves import HELDOUT, MOVES, PAN, ROTATE, SEEN, SUBJECTS, ZOOM, caption, photo, sample
 
 STILL = "still"
 SMOOTH = (1.0, 1.0, 0.0)  # Gaussian sigma (canvas pixels) on frame and windows alike: blur-robust subjects
@@ -130,3 +130,17 @@ def accuracy(videos, prompts) -> dict:
     scores = [score_video(v, *parse_prompt(p)) for v, p in zip(videos, prompts, strict=True)]
     pct = lambda k: 100.0 * float(np.mean([s[k] for s in scores]))  # noqa: E731
     return {"accuracy": pct("correct"), "subject": pct("subject_ok"), "move": pct("move_ok"), "n": len(scores)}
+
+
+def evaluate_pipeline(pipe, frames: int = 17, height: int = 32, width: int = 32, seeds=(0, 1),
+                      batch_size: int = 64, **generate_kwargs) -> dict:
+    """Prompt accuracy of `pipe` (subject and move apart) over the seen and the held-out
+    combinations at one shape, the spec's first template, every prompt once per seed."""
+    results = {}
+    for name, combos in (("seen", SEEN), ("heldout", HELDOUT)):
+        prompts = [caption(s, m) for s, m in combos]
+        videos = [v for seed in seeds for i in range(0, len(prompts), batch_size)
+                  for v in np.asarray(pipe.generate(prompts[i : i + batch_size], num_frames=frames, height=height,
+                                                    width=width, seed=seed, **generate_kwargs))]
+        results[name] = accuracy(videos, prompts * len(seeds))
+    return results

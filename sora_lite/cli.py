@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's)")
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
         c.add_argument("--seed", type=int, default=0)
-        c.add_argument("--checkpoint", default=None, help="training workdir or checkpoint dir (default: shipped model)")
+        c.add_argument("--model", "--checkpoint", dest="checkpoint", default=None,
+                       help="a shipped model (default, camera) or a training workdir / checkpoint dir")
     sub.add_parser("words", help="the words the shipped model's captions trained on")
     return parser
 
@@ -172,7 +173,10 @@ def run_script(main):
 def write_results(args, results: dict, name: str):
     """An evaluation script's figures as JSON, with its settings: to --out, by default `name` in
     the checkpoint's workdir (the shipped model's figures are printed only)."""
-    out = args.out or (os.path.join(args.checkpoint, name) if args.checkpoint else None)
+    from sora_lite.pipeline import MODELS
+
+    shipped = args.checkpoint is None or args.checkpoint in MODELS
+    out = args.out or (None if shipped else os.path.join(args.checkpoint, name))
     if out is None:
         return
     with open(out, "w") as f:
@@ -180,16 +184,15 @@ def write_results(args, results: dict, name: str):
     print(f"wrote {out}")
 
 
-COLUMNS = ("accuracy", "color", "shape", "direction", "consistency")
-
-
 def eval_table(results: dict) -> str:
-    """{shape: {prompt set: accuracy dict}} as a table, a row per shape and set."""
-    lines = [f"{'shape':<10} {'set':<10} {'n':>4} " + " ".join(f"{c:>11}" for c in COLUMNS)]
-    for shape, sets in results.items():
-        for name, r in sets.items():
-            cells = " ".join(f"{'-':>11}" if r[c] is None else f"{r[c]:>10.1f}%" for c in COLUMNS)
-            lines.append(f"{shape:<10} {name:<10} {r['n']:>4} {cells}")
+    """{shape: {prompt set: accuracy dict}} as a table, a row per shape and set, a column per
+    attribute scored (Moving Shapes: colour, shape, direction, consistency; Camera Moves: subject, move)."""
+    rows = [(shape, name, r) for shape, sets in results.items() for name, r in sets.items()]
+    columns = list(dict.fromkeys(k for _, _, r in rows for k in r if k != "n"))
+    lines = [f"{'shape':<10} {'set':<10} {'n':>4} " + " ".join(f"{c:>11}" for c in columns)]
+    for shape, name, r in rows:
+        cells = " ".join(f"{'-':>11}" if r.get(c) is None else f"{r[c]:>10.1f}%" for c in columns)
+        lines.append(f"{shape:<10} {name:<10} {r['n']:>4} {cells}")
     return "\n".join(lines)
 
 

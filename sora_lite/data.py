@@ -1,14 +1,18 @@
-"""Input pipeline: Moving Shapes clips, or with `data.folder` your own captioned videos
-(datasets/video_folder.py), from tensorflow-datasets (array_record, random access, no
-TensorFlow) through grain: seeded shuffle, per-process sharding, batching.
+"""Input pipeline: clips of a generated data set (`data.name`: Moving Shapes or Camera Moves),
+or with `data.folder` your own captioned videos (datasets/video_folder.py), from
+tensorflow-datasets (array_record, random access, no TensorFlow) through grain: seeded
+shuffle, per-process sharding, batching.
 
 A clip batch is `{"video": float32 [B, T, H, W, 3] in [-1, 1], "caption": str [B], "subject": int32 [B]}`
-(`subject` indexes the rows of `caption_rows`: Moving Shapes' subjects, or a folder's captions). Training draws from a *shape mixture*
+(`subject` indexes the rows of `caption_rows`: a data set's subjects, or a folder's captions).
+Training draws from a *shape mixture*
 (`data.mixture`, e.g. "17x32x32:2,1x32x32:1"): each step takes one whole batch of one
 entry (a bucket), chosen with probability proportional to the entry's weight, so every
 batch has one shape and compiles once. Which entry a step takes and what it reads are a
 pure function of `(seed, step)`, so resuming at a step needs no iterator state.
 """
+
+import os
 
 import grain
 import numpy as np
@@ -16,7 +20,7 @@ from ml_collections import ConfigDict
 
 from sora_lite import captions
 from sora_lite.captions import SUBJECT_INDEX
-from sora_lite.datasets import moving_shapes, video_folder
+from sora_lite.datasets import camera_moves, moving_shapes, video_folder
 from sora_lite.shapes import Entry, mixture
 from sora_lite.video import to_model
 
@@ -26,24 +30,71 @@ def train_size(data: ConfigDict, entries: list[Entry], entry: Entry) -> int:
     return max(64, round(data.train_size * entry.weight / sum(e.weight for e in entries)))
 
 
-def _prepare(example: dict) -> dict:
+DATASETS = ("moving_shapes", "camera_moves")
+CAMERA_INDEX = {combo: i for i, combo in enumerate(camera_moves.SEEN)}
+
+
+def dataset(data: ConfigDict) -> str:
+    """What a run trains on: "folder" (with `data.folder`) or `data.name`, checked."""
+    if data.get("folder"):
+        return "folder"
+    name = data.get("name", "moving_shapes")  # models saved before data.name trained on Moving Shapes
+    if name not in DATASETS:
+        raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
+                         "or --config.data.folder=DIR for your own videos")
+    return name
+
+
+def _prepare_shapes(example: dict) -> dict:
     direction = example["direction"].decode() or None  # "" for an image
     subject = (example["color"].decode(), example["shape"].decode(), direction)
     return {"video": to_model(example["video"]), "caption": example["caption"].decode(),
             "subject": np.int32(SUBJECT_INDEX[subject])}
 
 
+def _prepare_camera(example: dict) -> dict:
+    combo = (example["subject"].decode(), example["move"].decode())
+    return {"video": to_model(example["video"]), "caption": example["caption"].decode(),
+            "subject": np.int32(CAMERA_INDEX.get(combo, -1))}  # -1: a held-out combination
+
+
 def caption_rows(data: ConfigDict) -> list[list[str]]:
     """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
-    (captions.py); for a folder, each distinct caption alone."""
-    if data.folder:
+    (captions.py); per seen Camera Moves combination its templates; for a folder, each distinct
+    caption alone."""
+    name = dataset(data)
+    if name == "folder":
         return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
+    if name == "camera_moves":
+        return [[camera_moves.caption(s, m, t) for t in range(len(camera_moves.TEMPLATES))]
+                for s, m in camera_moves.SEEN]
     table, k = captions.caption_table(), captions.PER_SUBJECT
     return [table[i : i + k] for i in range(0, len(table), k)]
 
 
+def sample_prompts(data: ConfigDict, image: bool = False) -> list[str]:
+    """A few prompts to watch a run by: Moving Shapes' own, four Camera Moves combinations,
+    or a folder's first four captions."""
+    name = dataset(data)
+    if name == "folder":
+        return [r[0] for r in caption_rows(data)[:4]]
+    if name == "camera_moves":
+        return [camera_moves.caption(*camera_moves.SEEN[i]) for i in (0, 17, 34, 51)]
+    return captions.sample_prompts(image=image)
+
+
+def identity(data: ConfigDict, entry: Entry) -> list:
+    """What a split's clips of `entry` are a function of: a cache of anything made from them
+    is keyed by it."""
+    name = dataset(data)
+    if name == "folder":
+        return [name, video_folder.fingerprint(data.folder), data.fps, str(entry)]
+    module = camera_moves.CameraMoves if name == "camera_moves" else moving_shapes.MovingShapes
+    return [name, str(module.VERSION), os.path.abspath(data.dir), str(entry), train_size(data, mixture(data), entry)]
+
+
 def has_clips(data: ConfigDict, split: str, entry: Entry) -> bool:
-    """Whether `entry` has clips in `split` (Moving Shapes always; a folder, where files fit)."""
+    """Whether `entry` has clips in `split` (a generated data set always; a folder, where files fit)."""
     if not data.folder:
         return True
     entries = mixture(data)
@@ -53,17 +104,19 @@ def has_clips(data: ConfigDict, split: str, entry: Entry) -> bool:
 
 def clips(data: ConfigDict, split: str, entry: Entry | None = None):
     """Random-access clips of one split at one mixture entry (default: the first), built on
-    first use (seconds for small sizes): Moving Shapes, or the videos of `data.folder`."""
+    first use (seconds for small sizes): Moving Shapes, Camera Moves, or the videos of `data.folder`."""
     entries = mixture(data)
     entry = entry or entries[0]
-    if data.folder:
+    name = dataset(data)
+    if name == "folder":
         index = {c[0]: i for i, c in enumerate(caption_rows(data))}
         source = video_folder.data_source(data.dir, data.folder, entry, entries, data.fps, split)
         return grain.MapDataset.source(source).map(
             lambda ex: {"video": to_model(ex["video"]), "caption": ex["caption"].decode(),
                         "subject": np.int32(index[ex["caption"].decode()])})
-    b = moving_shapes.builder(data.dir, *entry.shape, train_size(data, entries, entry))
-    return grain.MapDataset.source(b.as_data_source(split=split)).map(_prepare)
+    module, prepare = (camera_moves, _prepare_camera) if name == "camera_moves" else (moving_shapes, _prepare_shapes)
+    b = module.builder(data.dir, *entry.shape, train_size(data, entries, entry))
+    return grain.MapDataset.source(b.as_data_source(split=split)).map(prepare)
 
 
 def batches(ds: grain.MapDataset, batch_size: int, seed: int, start_step: int = 0,

@@ -1,4 +1,4 @@
-"""Text in, video out: `Pipeline.from_pretrained(path).generate(prompts, ...)`, and frames as
+"""Text in, video out: `Pipeline.from_pretrained(model).generate(prompts, ...)`, and frames as
 prompts: `image_to_video`, `extend`, `connect`, `interpolate`, `edit`, `story`.
 
 noise -> sampler (DiT with classifier-free guidance) -> autoencoder.decode -> uint8 video.
@@ -23,7 +23,16 @@ from sora_lite.dit import DiT, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite.video import to_model, to_uint8
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "assets", "default")
+# The shipped models by name: Moving Shapes with frames as prompts, and Camera Moves.
+MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "camera")}
+
+
+def model_path(model: str | None) -> str:
+    """A shipped model's folder by name (None: the default), or `model` itself: a path."""
+    path = MODELS.get(model or "default", model)
+    if not os.path.exists(path):
+        raise ValueError(f"model {model!r} is neither a shipped model ({', '.join(MODELS)}) nor an existing folder")
+    return path
 
 
 def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -76,9 +85,10 @@ class Pipeline:
             nnx.update(ae, jax.device_put(ae_state, NamedSharding(mesh, PartitionSpec())))
 
     @classmethod
-    def from_pretrained(cls, path: str | None = None, mesh: jax.sharding.Mesh | None = None) -> "Pipeline":
-        """The shipped default model, or a training workdir / checkpoint directory; on `mesh` if given."""
-        directory = checkpoint.directory(path or DEFAULT_MODEL)
+    def from_pretrained(cls, model: str | None = None, mesh: jax.sharding.Mesh | None = None) -> "Pipeline":
+        """A shipped model by name ("default", "camera"; None: the default), or a training workdir
+        or checkpoint directory; on `mesh` if given."""
+        directory = checkpoint.directory(model_path(model))
         cfg, _ = checkpoint.read_config(directory, "dit")
         dit = nnx.eval_shape(lambda: build_dit(cfg))
         ae = nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg))

@@ -19,7 +19,7 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, checkpoint, data, metrics, sharding, training
+from sora_lite import autoencoder, camera_metrics, checkpoint, data, metrics, sharding, training
 from sora_lite.captions import SUBJECTS
 from sora_lite import video as video_io
 from sora_lite.autoencoder import build_autoencoder
@@ -54,27 +54,33 @@ def _moments(model, video):
 
 
 def evaluate_autoencoder(model, cfg: ConfigDict, entries, num_examples: int = 256) -> dict:
-    """Per entry: validation PSNR and, on Moving Shapes, the share of reconstructions
-    the spec's scoring judges correct (colour, shape and, for videos, direction). A folder's
-    entries without validation clips are left out."""
+    """Per entry: validation PSNR and, on a generated data set, the share of reconstructions
+    its scoring judges correct (Moving Shapes: colour, shape and, for videos, direction; Camera
+    Moves: subject and move). A folder's entries without validation clips are left out."""
     model = training.local_copy(model)
+    name = data.dataset(cfg.data)
     results = {}
     for entry in entries:
         if not data.has_clips(cfg.data, "validation", entry):
             continue
-        videos, recons, subjects = [], [], []
+        videos, recons, subjects, prompts = [], [], [], []
         for batch in data.batches(data.clips(cfg.data, "validation", entry), 32, seed=0, repeat=False):
             videos.append(video_io.to_uint8(batch["video"]))
             recons.append(video_io.to_uint8(_reconstruct(model, jnp.asarray(batch["video"]))))
             subjects += list(batch["subject"])
+            prompts += list(batch["caption"])
             if len(subjects) >= num_examples:
                 break
         videos, recons = np.concatenate(videos), np.concatenate(recons)
         results[str(entry)] = {"psnr": metrics.psnr(videos, recons)}
-        if not cfg.data.folder:  # the spec's scoring knows Moving Shapes' subjects only
+        if name == "moving_shapes":
             acc = metrics.accuracy(recons, [SUBJECTS[i] for i in subjects])
             results[str(entry)] |= {"recon_accuracy": acc["accuracy"], **{
                 f"recon_{k}": acc[k] for k in ("color", "shape", "direction") if acc[k] is not None}}
+        elif name == "camera_moves":
+            acc = camera_metrics.accuracy(recons, prompts)
+            results[str(entry)] |= {"recon_accuracy": acc["accuracy"], "recon_subject": acc["subject"],
+                                    "recon_move": acc["move"]}
     return results
 
 

@@ -3,7 +3,7 @@
 Each step is one batch of one mixture entry (a bucket: Open-Sora's choice; see the README
 for why not NaViT-style packing), its size set so every step carries the same tokens. The
 step compiles once per entry, and its timestep shift follows that entry's token count.
-Captions are drawn per example from a table of paraphrases of its subject (captions.py),
+Captions are drawn per example from a table of its subject's wordings (data.caption_rows),
 an argument of the step rather than a constant folded into it. Latents and the caption
 table are computed once and cached in the workdir under a key of what made them.
 With `train.conditions`, each example is also given frames of its own clip (none, the first,
@@ -31,11 +31,10 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, captions, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
+from sora_lite import autoencoder, camera_metrics, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
 from sora_lite import training
 from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
-from sora_lite.datasets import moving_shapes, video_folder
 from sora_lite.dit import build_dit
 from sora_lite.pipeline import Pipeline, num_tokens
 from sora_lite.text import TextEncoder
@@ -70,10 +69,7 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
     """{"latent": [n, t, h, w, C], "subject": [n]} of every training clip of `entry`: the frozen
     encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
     weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(ae)))
-    size = data.train_size(cfg.data, data.mixture(cfg.data), entry)
-    source = ([video_folder.fingerprint(cfg.data.folder), cfg.data.fps] if cfg.data.folder
-              else [size, str(moving_shapes.MovingShapes.VERSION)])
-    key = _fingerprint(weights, cfg.ae.to_dict(), os.path.abspath(cfg.data.dir), str(entry), *source)
+    key = _fingerprint(weights, cfg.ae.to_dict(), *data.identity(cfg.data, entry))
 
     def compute():
         latents, subjects = [], []
@@ -292,17 +288,17 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         if save_now:
             save(done)
         if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
-            write_samples(pipe, entries, rows, cfg.data, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
+            write_samples(pipe, entries, cfg.data, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
     mngr.wait_until_finished()
     if train_step.compiled:
         training.say(train_step.summary())
     if not tc.eval_at_end or cfg.data.folder:
         if tc.eval_at_end:
-            training.say("no evaluation: prompt accuracy is scored on Moving Shapes, and this run trained on "
-                         f"{cfg.data.folder}; see samples/ and scripts/evaluate.py")
+            training.say("no evaluation: prompt accuracy is scored on the generated data sets, and this run "
+                         f"trained on {cfg.data.folder}; see samples/ and scripts/evaluate.py")
         logger.close()
         return {}
-    result = evaluate(pipe, entries)
+    result = evaluate(pipe, entries, cfg.data)
     logger.log(tc.steps, **{f"{shape}/{split}/{k}": v for shape, r in result.items() for split, s in r.items()
                             for k, v in s.items() if v is not None})
     logger.close()
@@ -312,19 +308,22 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     return result
 
 
-def evaluate(pipe, entries, seeds=(0, 1)) -> dict:
-    """Prompt accuracy at every mixture shape: seen and held-out combinations (videos) or the
-    colour-shape pairs (images); at the first video shape also prompts in the held-out vocabulary."""
+def evaluate(pipe, entries, data_cfg: ConfigDict, seeds=(0, 1)) -> dict:
+    """Prompt accuracy at every mixture shape. Moving Shapes: seen and held-out combinations
+    (videos) or the colour-shape pairs (images); at the first video shape also prompts in the
+    held-out vocabulary. Camera Moves: seen and held-out combinations."""
+    if data.dataset(data_cfg) == "camera_moves":
+        return {str(e): camera_metrics.evaluate_pipeline(pipe, *e.shape, seeds) for e in entries}
     first_video = next((e for e in entries if e.frames > 1), None)
     sets = lambda e: ("seen", "heldout", "new_words") if e is first_video else ("seen", "heldout")  # noqa: E731
     return {str(e): metrics.evaluate_pipeline(pipe, e.frames, e.height, e.width, seeds, sets(e)) for e in entries}
 
 
-def write_samples(pipe, entries, rows, data_cfg, prefix: str, logger: training.Logger, step: int):
-    """A few sample prompts at every mixture shape: GIFs, or PNGs for images, also in TensorBoard
-    (Moving Shapes' sample prompts; a folder's first four captions)."""
+def write_samples(pipe, entries, data_cfg: ConfigDict, prefix: str, logger: training.Logger, step: int):
+    """A few sample prompts (data.sample_prompts) at every mixture shape: GIFs, or PNGs for
+    images, also in TensorBoard."""
     for e in entries:
-        prompts = [r[0] for r in rows[:4]] if data_cfg.folder else captions.sample_prompts(image=e.frames == 1)
+        prompts = data.sample_prompts(data_cfg, image=e.frames == 1)
         videos = pipe.generate(prompts, e.frames, e.height, e.width, seed=0)
         if jax.process_index() != 0:  # every host computes, one writes
             continue

@@ -139,12 +139,14 @@ def check_mixture(cfg: ConfigDict) -> list[data.Entry]:
     """The entries of `cfg.data.mixture` a run trains on, each checked against the autoencoder's
     and the patch's divisors: a one-line ValueError naming the first entry that does not fit.
     With `data.folder`, entries that no file of the folder gives clips are left out, each said."""
-    entries = data.mixture(cfg.data)
+    entries, name = data.mixture(cfg.data), data.dataset(cfg.data)
     for e in entries:
         try:
             latent_grid(cfg, *e.shape)
         except ValueError as err:
             raise ValueError(f"data.mixture entry {e}: {err}") from None
+        if e.frames < 2 and name == "camera_moves":
+            raise ValueError(f"data.mixture entry {e}: Camera Moves clips need at least 2 frames (a move)")
     if not cfg.data.folder:
         return entries
     kept = [e for e in entries if data.has_clips(cfg.data, "train", e)]

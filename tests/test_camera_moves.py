@@ -71,3 +71,45 @@ def test_builder_writes_splits_of_the_asked_size(tmp_path):
     assert b.info.splits["validation"].num_examples == 1024
     first = b.as_data_source("validation")[0]
     np.testing.assert_array_equal(first["video"], C.example("validation", 0, 16, 16, 5)["video"])
+
+
+class _RenderingPipe:
+    """Generates what a perfect model would: each prompt's combination, rendered."""
+
+    def generate(self, prompts, num_frames, height, width, seed=0, **kwargs):
+        rng = np.random.default_rng(seed)
+        return np.stack([C.render(*M.parse_prompt(p), height, width, num_frames, rng) for p in prompts])
+
+
+def test_evaluate_pipeline_scores_seen_and_heldout_combinations():
+    result = M.evaluate_pipeline(_RenderingPipe(), 5, 32, 32, seeds=(0,))
+    assert result["seen"] == {"accuracy": 100.0, "subject": 100.0, "move": 100.0, "n": 56}
+    assert result["heldout"]["n"] == 8 and result["heldout"]["accuracy"] == 100.0
+
+
+def test_camera_clips_index_their_captions(tmp_path):
+    from configs import tiny
+    from sora_lite import data
+
+    cfg = tiny.get_config().data
+    cfg.update(name="camera_moves", mixture="5x16x16", train_size=64, dir=str(tmp_path))
+    rows = data.caption_rows(cfg)
+    assert len(rows) == 56 and all(len(r) == 3 for r in rows)
+    batch = next(data.batches(data.clips(cfg, "validation"), 8, seed=0, repeat=False))
+    assert batch["video"].shape == (8, 5, 16, 16, 3)
+    assert all(c in rows[s] for c, s in zip(batch["caption"], batch["subject"]))
+    assert data.sample_prompts(cfg) and all(M.parse_prompt(p) in C.SEEN for p in data.sample_prompts(cfg))
+
+
+@pytest.mark.parametrize("update,message", [
+    (dict(name="camera_move"), "data.name 'camera_move' is not a data set: use one of moving_shapes, camera_moves"),
+    (dict(name="camera_moves", mixture="5x16x16,1x16x16"), "entry 1x16x16: Camera Moves clips need at least 2 frames"),
+])
+def test_bad_data_keys_are_one_line_errors(update, message):
+    from configs import tiny
+    from sora_lite import training
+
+    cfg = tiny.get_config()
+    cfg.data.update(**update)
+    with pytest.raises(ValueError, match=message):
+        training.check_mixture(cfg)

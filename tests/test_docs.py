@@ -55,7 +55,9 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
     out = []
     for i, arg in enumerate(argv):
         prev = argv[i - 1] if i else ""
-        if re.fullmatch(r"configs/\w+\.py", arg):
+        if arg == "configs/camera.py":  # tiny, on its own data set
+            arg = "configs/tiny.py --config.data.name=camera_moves --config.data.mixture=5x16x16"
+        elif re.fullmatch(r"configs/\w+\.py", arg):
             arg = "configs/tiny.py"
         elif arg.startswith("--config.dit.size="):
             arg = "--config.dit.size=tiny"
@@ -71,12 +73,14 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             # fine-tuning run's own), outputs
             key, _, value = arg.rpartition("=")
             name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
+            if "camera" in value and prev != "--out":  # the camera model's own workdirs
+                name = "camera_" + name
             if prev == "--workdir" and "init_from=" in command:  # a fine-tuning run's own
                 name += "_tuned"
             if prev == "--out" and "checkpoints" in value:
                 name = "exported"
             arg = (key + "=" if key else "") + os.path.join(tmp, name)
-        out.append(arg)
+        out += arg.split(" ")
     if argv[0] == "python":
         out[0] = sys.executable
         if "configs/tiny.py" in out:

@@ -104,7 +104,8 @@ def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run,
     assert all(set(r) == {"psnr"} for r in result.values())  # no Moving Shapes scoring on one's own clips
     assert [r[0] for r in data.caption_rows(cfg.data)] == sorted(
         ["a red circle moving left", "a blue square moving up", "a green triangle moving down", "a cyan circle"])
-    cfg.train.update(autoencoder=ae_dir, init_from=tiny_run["dit_dir"], steps=2, trainable="blocks/(attn|cross)")
+    cfg.train.update(autoencoder=ae_dir, init_from=tiny_run["dit_dir"], steps=2, trainable="blocks/(attn|cross)",
+                     eval_at_end=True)
     assert train_dit.train(cfg, dit_dir) == {}
     assert "no evaluation" in capsys.readouterr().out
     _, _, before = checkpoint.load_arrays(checkpoint.directory(tiny_run["dit_dir"]), ("dit",))

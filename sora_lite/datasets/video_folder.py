@@ -28,6 +28,7 @@ import av
 import numpy as np
 import tensorflow_datasets as tfds
 
+from sora_lite import video as video_io
 from sora_lite.shapes import Entry
 
 INDEX_FILES = ("captions.csv", "captions.jsonl")
@@ -281,3 +282,17 @@ def data_source(data_dir: str, folder: str, entry: Entry, entries: list[Entry], 
                          f"aspect ratio is long enough (scripts/prepare_videos.py lists clips per shape); "
                          f"drop the entry or add such files")
     return builder(data_dir, folder, entry, entries, fps).as_data_source(split)
+
+
+def write_folder(folder: str, clips) -> int:
+    """Write `clips`, (file name, uint8 video [T, H, W, 3], caption) each, as files of `folder`
+    with their captions.csv: a folder as `read_index` and training read it. Returns the count."""
+    os.makedirs(folder, exist_ok=True)
+    n = 0
+    with open(os.path.join(folder, "captions.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "caption"])
+        for n, (name, clip, caption) in enumerate(clips, 1):
+            video_io.write(os.path.join(folder, name), clip)
+            writer.writerow([name, caption])
+    return n
