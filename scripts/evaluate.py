@@ -3,6 +3,10 @@
     python scripts/evaluate.py --checkpoint runs/shapes --shapes 17x32x32,17x32x48,1x32x32 \
         --sets seen,heldout,new_words --seeds 0 1
     python scripts/evaluate.py --checkpoint camera --seeds 0 1
+    python scripts/evaluate.py --dataset camera_moves --shapes 17x32x32 --seeds 0 1
+
+Scores the data set the model trained on, or `--dataset` (the last line: the default Moving
+Shapes model on Camera Moves prompts, the baseline of fine-tuning it on a folder of them).
 
 Moving Shapes: generates every prompt of each set once per seed at each shape: `seen` (the
 64 validation combinations; for images the 18 colour-shape pairs), `heldout` (the 8
@@ -23,6 +27,8 @@ from sora_lite.shapes import parse_shape
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="a shipped model (default, camera), a training workdir or an exported model")
+    parser.add_argument("--dataset", default=None,
+                        help="score on moving_shapes or camera_moves (default: what the model trained on)")
     parser.add_argument("--shapes", default=None, help="FRAMESxHEIGHTxWIDTH,... (default: the model's mixture)")
     parser.add_argument("--sets", default="seen,heldout", help="prompt sets: seen, heldout, new_words")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: model's)")
@@ -43,8 +49,14 @@ def main():
                  else [e.shape for e in shapes.mixture(pipe.cfg.data)])
         for size in sizes:
             pipe.latent_grid(*size)  # a shape the model cannot make fails before any sampling
+        name = args.dataset or data.dataset(pipe.cfg.data)
+        if name not in data.DATASETS:
+            raise ValueError(f"{args.checkpoint} trained on a folder of videos: say which data set's prompts to "
+                             f"score with --dataset ({' or '.join(data.DATASETS)})")
+        if name == "camera_moves" and min(size[0] for size in sizes) < 2:
+            raise ValueError("Camera Moves is scored on videos: give shapes of at least 2 frames")
         kw = dict(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance)
-        if data.dataset(pipe.cfg.data) == "camera_moves":
+        if name == "camera_moves":
             results = {"x".join(map(str, size)): camera_metrics.evaluate_pipeline(pipe, *size, **kw) for size in sizes}
         else:
             results = {"x".join(map(str, size)): metrics.evaluate_pipeline(pipe, *size, sets=sets, **kw)

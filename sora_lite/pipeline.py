@@ -17,9 +17,9 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
-from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding
+from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding, validate
 from sora_lite.conditioning import Condition
-from sora_lite.dit import DiT, build_dit
+from sora_lite.dit import SIZES, DiT, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite.video import to_model, to_uint8
 
@@ -29,10 +29,7 @@ MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name
 
 def model_path(model: str | None) -> str:
     """A shipped model's folder by name (None: the default), or `model` itself: a path."""
-    path = MODELS.get(model or "default", model)
-    if not os.path.exists(path):
-        raise ValueError(f"model {model!r} is neither a shipped model ({', '.join(MODELS)}) nor an existing folder")
-    return path
+    return MODELS.get(model or "default", model)
 
 
 def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -50,6 +47,33 @@ def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tu
 def num_tokens(cfg: ConfigDict, num_frames: int, height: int, width: int) -> int:
     """Spacetime patches of one video of that size."""
     return math.prod(patchify.grid_shape(latent_grid(cfg, num_frames, height, width)[:3], tuple(cfg.dit.patch)))
+
+
+def sampling_bytes(cfg: ConfigDict, batch: int, num_frames: int, height: int, width: int) -> int:
+    """About the peak memory of sampling `batch` videos of a size: the DiT's attention scores
+    (float32 [2B, heads, N, N]: guidance doubles the batch) and the decoder's full-size
+    activations (a few float32 [B, T, H, W, widths[0]] buffers)."""
+    n, heads = num_tokens(cfg, num_frames, height, width), SIZES[cfg.dit.size].heads
+    return 2 * batch * heads * n * n * 4 + 4 * batch * num_frames * height * width * cfg.ae.widths[0] * 4
+
+
+def device_bytes(device: jax.Device) -> int:
+    """Memory one device offers: an accelerator's own limit, or a CPU's host memory."""
+    stats = device.memory_stats() or {}
+    return int(stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def admit(cfg: ConfigDict, batch: int, shape: tuple[int, int, int], mesh=None):
+    """A one-line ValueError, before anything compiles, when sampling `batch` videos of `shape`
+    needs more memory than the devices have (the mesh's, or the first local device)."""
+    devices = mesh.devices.flat if mesh is not None else jax.local_devices()[:1]
+    need, have = sampling_bytes(cfg, batch, *shape), sum(device_bytes(d) for d in devices)
+    if need > have:
+        fit = int(math.sqrt(have / (8 * batch * SIZES[cfg.dit.size].heads)))  # tokens whose attention fits
+        raise ValueError(f"{batch} video(s) of {'x'.join(map(str, shape))} ({num_tokens(cfg, *shape):,} tokens each) "
+                         f"need about {need / 2**30:,.1f} GiB to sample, and the device has {have / 2**30:,.1f} GiB: "
+                         f"ask for at most about {fit:,} tokens a video (fewer frames or pixels), fewer prompts at "
+                         "once, or sample on a mesh")
 
 
 @nnx.jit(static_argnames=("steps",))
@@ -111,24 +135,27 @@ class Pipeline:
                  guidance: float | None = None) -> np.ndarray:
         """uint8 [B, T, H, W, 3], one video per prompt (T = 1: images); the same seed gives the same
         video. Sizes default to `default_shape`, steps and guidance to the model's config."""
-        prompts = _prompts(prompts)
-        defaults = self.default_shape
-        num_frames, height, width = (d if v is None else v for v, d in zip((num_frames, height, width), defaults))
+        prompts = validate.prompts(prompts)
+        num_frames, height, width = validate.sizes(num_frames, height, width)
+        num_frames, height, width = (d if v is None else v for v, d in zip((num_frames, height, width),
+                                                                          self.default_shape))
         return self._sample(prompts, (num_frames, height, width), seed, steps, guidance)
 
     def image_to_video(self, prompts, image, num_frames: int = 17, height=None, width=None, seed: int = 0,
                        steps=None, guidance=None) -> np.ndarray:
         """Animate `image` (uint8 [B, H, W, 3]): it is frame 0 of each video."""
-        prompts = _prompts(prompts)
-        image = _frames("image", image, 4, len(prompts))[:, None]  # [B, 1, H, W, 3]
+        prompts = validate.prompts(prompts)
+        num_frames, height, width = validate.sizes(num_frames, height, width)
+        image = validate.frames("image", image, 4, len(prompts))[:, None]  # [B, 1, H, W, 3]
         return self._with_frames(prompts, [(image, 0)], num_frames, height, width, seed, steps, guidance)
 
     def extend(self, prompts, video, num_frames: int = 33, backward: bool = False, height=None, width=None,
                seed: int = 0, steps=None, guidance=None) -> np.ndarray:
         """Continue `video` (uint8 [B, T0, H, W, 3], 1 <= T0 < num_frames): its frames open the
         result, or with `backward` close it."""
-        prompts = _prompts(prompts)
-        video = _frames("video", video, 5, len(prompts))
+        prompts = validate.prompts(prompts)
+        num_frames, height, width = validate.sizes(num_frames, height, width)
+        video = validate.frames("video", video, 5, len(prompts))
         if not 1 <= video.shape[1] < num_frames:
             raise ValueError(f"extend needs fewer given frames than num_frames={num_frames}; got {video.shape[1]}: "
                              f"raise num_frames (1 + 4k) or give fewer frames")
@@ -139,8 +166,9 @@ class Pipeline:
                 steps=None, guidance=None) -> np.ndarray:
         """A video that opens with `first` and closes with `last`: images [B, H, W, 3] or clips
         [B, k, H, W, 3]; what lies between is generated."""
-        prompts = _prompts(prompts)
-        first, last = (_frames(name, x, None, len(prompts)) for name, x in (("first", first), ("last", last)))
+        prompts = validate.prompts(prompts)
+        num_frames, height, width = validate.sizes(num_frames, height, width)
+        first, last = (validate.frames(name, x, None, len(prompts)) for name, x in (("first", first), ("last", last)))
         first, last = (x[:, None] if x.ndim == 4 else x for x in (first, last))
         if first.shape[1] + last.shape[1] >= num_frames:
             raise ValueError(f"connect needs first and last to leave frames between them; got {first.shape[1]} + "
@@ -152,8 +180,9 @@ class Pipeline:
                     steps=None, guidance=None) -> np.ndarray:
         """Fill in the frames between `keyframes` (uint8 [B, K, H, W, 3], K >= 2), placed at frames
         round(i (T - 1) / (K - 1))."""
-        prompts = _prompts(prompts)
-        keyframes = _frames("keyframes", keyframes, 5, len(prompts))
+        prompts = validate.prompts(prompts)
+        num_frames, height, width = validate.sizes(num_frames, height, width)
+        keyframes = validate.frames("keyframes", keyframes, 5, len(prompts))
         count = keyframes.shape[1]
         if not 2 <= count <= num_frames:
             raise ValueError(f"interpolate needs 2 to num_frames={num_frames} keyframes; got {count}")
@@ -165,9 +194,10 @@ class Pipeline:
              steps=None, guidance=None) -> np.ndarray:
         """SDEdit: noise `video` (uint8 [B, T, H, W, 3]) to time `strength` (default: the config's
         sample.edit_strength; 1 ignores the video) and sample back to a video of the prompts."""
-        prompts = _prompts(prompts)
-        video = _frames("video", video, 5, len(prompts))
-        strength = self.cfg.sample.edit_strength if strength is None else float(strength)
+        prompts = validate.prompts(prompts)
+        _, height, width = validate.sizes(None, height, width)
+        video = validate.frames("video", video, 5, len(prompts))
+        strength = self.cfg.sample.edit_strength if strength is None else validate.number("strength", strength)
         if not 0 < strength <= 1:
             raise ValueError(f"strength must be in (0, 1]; got {strength}")
         video = _resize(video, height, width)
@@ -179,7 +209,9 @@ class Pipeline:
               guidance=None) -> np.ndarray:
         """One video [1, S F, H, W, 3] of S scenes, F frames each: scene i follows prompts[i] and
         starts where scene i-1 ended (its last frame is the frame before)."""
-        prompts = _prompts(prompts)
+        prompts = validate.prompts(prompts)
+        frames_per_scene = validate.integer("frames_per_scene", frames_per_scene, 1)
+        _, height, width = validate.sizes(None, height, width)
         (_, h, w), n = self.default_shape, frames_per_scene
         height, width = height or h, width or w
         latent_grid(self.cfg, n, height, width)  # a one-line error unless F is 1 + 4k and the size fits
@@ -211,13 +243,11 @@ class Pipeline:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
         num_frames, height, width = shape
-        steps = self.cfg.sample.steps if steps is None else int(steps)
-        guidance = self.cfg.sample.guidance if guidance is None else float(guidance)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1; got {steps}")
-        if not np.isfinite(guidance):
-            raise ValueError(f"guidance must be a finite number; got {guidance}")
+        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, 1)
+        guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance, 0)
+        seed = validate.integer("seed", seed, 0, 2**32 - 1)
         latent_shape = latent_grid(self.cfg, num_frames, height, width)
+        admit(self.cfg, len(prompts), shape, self.mesh)
         shift = diffusion.timestep_shift(num_tokens(self.cfg, num_frames, height, width), self.cfg.diffusion.base_tokens)
         count = len(prompts)
         key = jax.random.key(seed)
@@ -245,13 +275,6 @@ class Pipeline:
         return to_uint8(video)
 
 
-def _prompts(prompts) -> list[str]:
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-        raise ValueError("prompts must be non-empty strings; got an empty prompt")
-    return prompts
-
-
 def _resize(frames: np.ndarray, height, width) -> np.ndarray:
     """uint8 [B, K, H, W, 3] resized to (height, width) where given (None: as they are)."""
     height, width = height or frames.shape[2], width or frames.shape[3]
@@ -259,17 +282,3 @@ def _resize(frames: np.ndarray, height, width) -> np.ndarray:
         return frames
     out = jax.image.resize(frames.astype(np.float32), (*frames.shape[:2], height, width, 3), "linear")
     return np.clip(np.round(np.asarray(out)), 0, 255).astype(np.uint8)
-
-
-def _frames(name: str, x, ndim: int | None, batch: int) -> np.ndarray:
-    """A given image or clip as uint8 with `ndim` axes (None: 4 or 5) and one row per prompt."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
-        raise ValueError(f"{name} must be a uint8 numpy array like generate's output; "
-                         f"got {getattr(x, 'dtype', type(x).__name__)}")
-    want = (4, 5) if ndim is None else (ndim,)
-    layout = {4: "[B, H, W, 3]", 5: "[B, K, H, W, 3]"}
-    if x.ndim not in want or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be {' or '.join(layout[n] for n in want)}; got shape {x.shape}")
-    if x.shape[0] != batch:
-        raise ValueError(f"{name} has {x.shape[0]} rows for {batch} prompts: give one per prompt")
-    return x

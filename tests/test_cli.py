@@ -31,7 +31,7 @@ def test_writes_a_video_that_reads_back(tiny_run, tmp_path, capsys, ext):
 @pytest.mark.parametrize("extra,constraint", [
     (["--frames", "6"], "frames must be 1 + 4k"),
     (["--height", "12"], "height and width must be positive multiples of 8"),
-    (["--steps", "0"], "steps must be >= 1"),
+    (["--steps", "0"], "steps must be an integer >= 1; got 0"),
     (["--out", "video.avi"], "unsupported extension '.avi'"),
     (["--out", "video.png"], "a .png holds one frame; got 5 frames"),
     (["--guidance", "nan"], "guidance must be a finite number"),
@@ -63,7 +63,7 @@ def test_empty_prompt(tiny_run, tmp_path, capsys):
     args[1] = ""
     assert cli.main(args) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sora-lite: error: prompts must be non-empty")
+    assert len(lines) == 1 and lines[0].startswith("sora-lite: error: prompts[0] is empty")
 
 
 def test_usage_errors_exit_2():

@@ -16,8 +16,8 @@ import pytest
 from sora_lite import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = ["README.md", "BENCHMARKS.md", "sora_lite/assets/default/MODEL_CARD.md", "sora_lite/cli.py",
-        *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT)),
+DOCS = ["README.md", "BENCHMARKS.md", *sorted(glob.glob("sora_lite/assets/*/MODEL_CARD.md", root_dir=ROOT)),
+        "sora_lite/cli.py", *sorted(glob.glob("configs/*.py", root_dir=ROOT)), *sorted(glob.glob("scripts/*.py", root_dir=ROOT)),
         *sorted(glob.glob("notebooks/*.ipynb", root_dir=ROOT))]
 # Run elsewhere: the install and the tests (.ci/run), the fixture maker (needs a PyTorch reference env).
 NOT_HERE = ("pip install", "python -m pytest", "make_text_fixture.py")
@@ -43,7 +43,7 @@ def documented_commands() -> list[str]:
 
 
 TINY_FLAGS = {"--frames": "5", "--height": "16", "--width": "16", "--batch": "8", "--steps": "1",
-              "--shapes": "5x16x16,1x16x32", "--seeds": "0", "--schedule": "20"}
+              "--shapes": "5x16x16,1x16x32", "--seeds": "0", "--schedule": "20", "--count": "4"}
 
 
 def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
@@ -61,9 +61,13 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = "configs/tiny.py"
         elif arg.startswith("--config.dit.size="):
             arg = "--config.dit.size=tiny"
+        elif re.match(r"--config\.(train|ae_train)\.(steps|decoder_steps)=", arg):  # the tiny config's own
+            continue
+        elif arg.startswith("--config.data.mixture="):
+            arg = "--config.data.mixture=5x16x16"
         elif prev in TINY_FLAGS:
-            arg = TINY_FLAGS[prev]
-        elif arg.startswith("--config.data.folder="):  # a folder of one's own videos: two small clips
+            arg = "5x16x16" if prev == "--shapes" and "camera" in command else TINY_FLAGS[prev]  # moves need frames
+        elif arg.startswith("--config.data.folder="):  # a folder of one's own videos: a few small clips
             arg = f"--config.data.folder={_video_folder(os.path.join(tmp, 'my_videos'))}"
         elif arg.startswith(("--config.train.init_from=", "--config.ae_train.init_from=")):  # from the tiny run
             key, _, _ = arg.partition("=")

@@ -54,19 +54,34 @@ def test_from_checkpoint_dir_or_workdir(tiny_run, pipe):
 @pytest.mark.parametrize("kwargs,constraint", [
     (dict(num_frames=6), "frames must be 1 + 4k"),
     (dict(height=12), "height and width must be positive multiples of 8"),
-    (dict(width=0), "height and width must be positive multiples of 8"),
-    (dict(steps=0), "steps must be >= 1"),
+    (dict(width=0), "width must be an integer >= 1; got 0"),
+    (dict(steps=0), "steps must be an integer >= 1; got 0"),
     (dict(guidance=float("nan")), "guidance must be a finite number; got nan"),
     (dict(guidance=float("inf")), "guidance must be a finite number; got inf"),
-    (dict(prompts=[""]), "prompts must be non-empty strings"),
-    (dict(prompts=["a red circle moving left", "  "]), "prompts must be non-empty strings"),
-    (dict(prompts=[]), "prompts must be non-empty strings"),
+    (dict(prompts=[""]), "prompts[0] is empty"),
+    (dict(prompts=["a red circle moving left", "  "]), "prompts[1] is empty"),
+    (dict(prompts=[]), "prompts is empty"),
+    (dict(prompts=None), "prompts must be a string or a list of strings; got None"),
+    (dict(prompts=[3]), "prompts[0] must be a string; got 3 (int)"),
+    (dict(num_frames=5.0), "num_frames must be an integer; got 5.0 (float)"),
+    (dict(num_frames="5"), "num_frames must be an integer; got '5' (str)"),
+    (dict(seed="a"), "seed must be an integer; got 'a' (str)"),
+    (dict(seed=-1), "seed must be an integer between 0 and 4294967295; got -1"),
+    (dict(num_frames=100001), "need about"),  # refused before anything is allocated
+    (dict(height=80000, width=80000), "need about"),
 ])
-def test_bad_input_raises_one_line_value_error(pipe, kwargs, constraint):
+def test_bad_input_raises_one_line_error(pipe, kwargs, constraint):
     args = dict(prompts=PROMPTS[:1], num_frames=5, height=16, width=16, seed=0) | kwargs
-    with pytest.raises(ValueError, match=re.escape(constraint)) as e:
+    with pytest.raises((ValueError, TypeError), match=re.escape(constraint)) as e:
         pipe.generate(**args)
     assert "\n" not in str(e.value)
+
+
+def test_a_refused_size_says_what_it_needs_and_the_process_goes_on(pipe):
+    with pytest.raises(ValueError, match=r"1 video\(s\) of 17x80000x80000 \(500,000,000 tokens each\) need about "
+                                         r"[\d,.]+ GiB to sample, and the device has [\d,.]+ GiB: ask for at most"):
+        pipe.generate(PROMPTS[:1], num_frames=17, height=80000, width=80000)
+    assert pipe.generate(PROMPTS[:1], num_frames=5, height=16, width=16).shape == (1, 5, 16, 16, 3)
 
 
 def test_frames_as_prompts_shapes_determinism_and_inputs(pipe):
@@ -105,7 +120,7 @@ def test_edit_at_low_strength_keeps_the_video():
 
 @pytest.mark.parametrize("call,constraint", [
     (lambda p, v: p.image_to_video(PROMPTS, v[:, 0].astype(np.float32)), "image must be a uint8 numpy array"),
-    (lambda p, v: p.image_to_video(PROMPTS, v), "image must be [B, H, W, 3]; got shape (2, 5, 16, 16, 3)"),
+    (lambda p, v: p.image_to_video(PROMPTS, v), "image must be [B, H, W, 3] with no empty axis; got shape (2, 5, 16, 16, 3)"),
     (lambda p, v: p.image_to_video(PROMPTS[:1], v[:, 0]), "image has 2 rows for 1 prompts"),
     (lambda p, v: p.image_to_video(PROMPTS, v[:, 0], num_frames=8), "frames must be 1 + 4k"),
     (lambda p, v: p.image_to_video(PROMPTS, v[:, 0, :12]), "height and width must be positive multiples of 8"),
@@ -115,11 +130,15 @@ def test_edit_at_low_strength_keeps_the_video():
     (lambda p, v: p.interpolate(PROMPTS, v[:, :1], num_frames=5), "2 to num_frames=5 keyframes; got 1"),
     (lambda p, v: p.edit(PROMPTS, v, strength=0.0), "strength must be in (0, 1]; got 0.0"),
     (lambda p, v: p.edit(PROMPTS, v, strength=1.5), "strength must be in (0, 1]; got 1.5"),
+    (lambda p, v: p.edit(PROMPTS, v, strength="0.5"), "strength must be a number; got '0.5' (str)"),
+    (lambda p, v: p.extend(PROMPTS, v, num_frames=9.0), "num_frames must be an integer; got 9.0"),
+    (lambda p, v: p.interpolate(PROMPTS, v[:, :0]), "keyframes must be [B, K, H, W, 3] with no empty axis"),
+    (lambda p, v: p.story(PROMPTS, frames_per_scene=None), "frames_per_scene must be an integer; got None"),
     (lambda p, v: p.story(PROMPTS, frames_per_scene=6), "frames must be 1 + 4k"),
 ])
-def test_frames_as_prompts_bad_input_raises_one_line_value_error(pipe, call, constraint):
+def test_frames_as_prompts_bad_input_raises_one_line_error(pipe, call, constraint):
     video = pipe.generate(PROMPTS, num_frames=5, height=16, width=16, seed=0)
-    with pytest.raises(ValueError, match=re.escape(constraint)) as e:
+    with pytest.raises((ValueError, TypeError), match=re.escape(constraint)) as e:
         call(pipe, video)
     assert "\n" not in str(e.value)
 

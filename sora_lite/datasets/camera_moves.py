@@ -4,15 +4,16 @@ video and real pixels can be scored exactly.
 
 `render(photo, move, H, W, T, rng)` draws one clip; `example(split, i, H, W, T)` is the pure
 function of `(split, i, H, W, T)` the spec asks for; `CameraMoves` is the tensorflow-datasets
-builder, stored like Moving Shapes (array_record, raw uint8, no TensorFlow).
+builder (datasets/generated.py: array_record, raw uint8, no TensorFlow).
 """
 
-import dataclasses
 import functools
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from sora_lite.datasets import generated
 
 # subject -> the skimage.data function (and index) that loads its photograph
 PHOTOS = {"astronaut": ("astronaut", None), "cat": ("chelsea", None), "coffee cup": ("coffee", None),
@@ -27,7 +28,6 @@ HELDOUT = (("astronaut", "zooms out"), ("cat", "pans right"), ("coffee cup", "ro
            ("rocket", "pans down"), ("motorcycle", "zooms in"), ("galaxies", "pans left"),
            ("retina", "rotates counterclockwise"), ("tissue sample", "pans up"))
 SEEN = tuple((s, m) for s in SUBJECTS for m in MOVES if (s, m) not in HELDOUT)  # 56 combinations
-SPLIT_SIZES = {"validation": 1024, "test_heldout": 512}
 PAN, ZOOM, ROTATE = 0.3, 0.6, 30.0  # pan: fraction of the view; zoom: size factor; rotation: degrees
 
 
@@ -120,50 +120,14 @@ def example(split: str, index: int, height: int, width: int, frames: int) -> dic
             "subject": subject, "move": move}
 
 
-@dataclasses.dataclass
-class CameraMovesConfig(tfds.core.BuilderConfig):
-    frames: int = 17
-    height: int = 32
-    width: int = 32
-    train_size: int = 10_000
-
-
-def config(frames: int = 17, height: int = 32, width: int = 32, train_size: int = 10_000):
-    return CameraMovesConfig(name=f"{frames}x{height}x{width}_n{train_size}", frames=frames, height=height,
-                             width=width, train_size=train_size)
-
-
-class CameraMoves(tfds.core.GeneratorBasedBuilder):
+class CameraMoves(generated.GeneratedClips):
     """Camera Moves v1: a camera panning, zooming or rotating over a real photograph."""
 
     VERSION = tfds.core.Version("1.0.0")
-    BUILDER_CONFIGS = [config()]
-
-    def _info(self):
-        c = self.builder_config
-        return tfds.core.DatasetInfo(
-            builder=self, description=__doc__, disable_shuffling=True,
-            features=tfds.features.FeaturesDict({
-                "video": tfds.features.Tensor(shape=(c.frames, c.height, c.width, 3), dtype=np.uint8),
-                "caption": tfds.features.Text(),
-                "subject": tfds.features.Text(),
-                "move": tfds.features.Text(),
-            }),
-        )
-
-    def _split_generators(self, dl_manager):
-        c = self.builder_config
-        sizes = {"train": c.train_size, **SPLIT_SIZES}
-        return {split: self._generate_examples(split, n) for split, n in sizes.items()}
-
-    def _generate_examples(self, split, n):
-        c = self.builder_config
-        for i in range(n):
-            yield i, example(split, i, c.height, c.width, c.frames)
+    FEATURES = ("subject", "move")
+    example = staticmethod(example)
 
 
 def builder(data_dir: str, frames=17, height=32, width=32, train_size=10_000) -> CameraMoves:
     """The builder for one size, prepared (generated and written) on first use."""
-    b = CameraMoves(config=config(frames, height, width, train_size), data_dir=data_dir, file_format="array_record")
-    b.download_and_prepare()
-    return b
+    return generated.prepare(CameraMoves, data_dir, frames, height, width, train_size)

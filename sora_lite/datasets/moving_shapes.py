@@ -8,18 +8,13 @@ tensorflow-datasets builder that stores clips as raw uint8 tensors in array_reco
 (no TensorFlow needed to build or read).
 """
 
-import dataclasses
 import itertools
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import shuffle as tfds_shuffle
 
-# tfds buffers a split in memory up to this size and spills the rest to disk through
-# TensorFlow's file API, which we do not install: hold whole splits in memory instead
-# (the default 50,000-clip 17x32x32 train split is 2.6 GB while it is written).
-tfds_shuffle.MAX_MEM_BUFFER_SIZE = 64 << 30
+from sora_lite.datasets import generated
 
 COLORS = {
     "red": (220, 40, 40),
@@ -55,7 +50,6 @@ HELDOUT = (
 )
 ALL_COMBOS = tuple(itertools.product(COLORS, SHAPES, DIRECTIONS))
 SEEN = tuple(c for c in ALL_COMBOS if c not in HELDOUT)  # 64 combinations
-SPLIT_SIZES = {"validation": 1024, "test_heldout": 512}
 
 
 def caption(color: str, shape: str, direction: str | None, template: int = 0) -> str:
@@ -125,59 +119,14 @@ def example(split: str, index: int, height: int, width: int, frames: int) -> dic
     }
 
 
-@dataclasses.dataclass
-class MovingShapesConfig(tfds.core.BuilderConfig):
-    frames: int = 17
-    height: int = 32
-    width: int = 32
-    train_size: int = 50_000
-
-
-def config(frames: int = 17, height: int = 32, width: int = 32, train_size: int = 50_000):
-    """A builder config named after its sizes, so each size lives in its own directory."""
-    return MovingShapesConfig(
-        name=f"{frames}x{height}x{width}_n{train_size}",
-        frames=frames, height=height, width=width, train_size=train_size,
-    )
-
-
-class MovingShapes(tfds.core.GeneratorBasedBuilder):
+class MovingShapes(generated.GeneratedClips):
     """Moving Shapes level 1: one coloured shape moving in a straight line (or, at T = 1, still)."""
 
     VERSION = tfds.core.Version("2.0.0")  # spec v2: images; combinations independent of T
-    BUILDER_CONFIGS = [config()]
-
-    def _info(self):
-        c = self.builder_config
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            # Examples are already i.i.d. draws, and grain shuffles on read; tfds's own
-            # shuffle would spill large splits to disk through TensorFlow's file API.
-            disable_shuffling=True,
-            features=tfds.features.FeaturesDict({
-                "video": tfds.features.Tensor(shape=(c.frames, c.height, c.width, 3), dtype=np.uint8),
-                "caption": tfds.features.Text(),
-                "color": tfds.features.Text(),
-                "shape": tfds.features.Text(),
-                "direction": tfds.features.Text(),
-            }),
-        )
-
-    def _split_generators(self, dl_manager):
-        c = self.builder_config
-        sizes = {"train": c.train_size, **SPLIT_SIZES}
-        return {split: self._generate_examples(split, n) for split, n in sizes.items()}
-
-    def _generate_examples(self, split, n):
-        c = self.builder_config
-        for i in range(n):
-            yield i, example(split, i, c.height, c.width, c.frames)
+    FEATURES = ("color", "shape", "direction")
+    example = staticmethod(example)
 
 
 def builder(data_dir: str, frames=17, height=32, width=32, train_size=50_000) -> MovingShapes:
     """The builder for one size, prepared (generated and written) on first use."""
-    b = MovingShapes(config=config(frames, height, width, train_size), data_dir=data_dir,
-                     file_format="array_record")
-    b.download_and_prepare()
-    return b
+    return generated.prepare(MovingShapes, data_dir, frames, height, width, train_size)

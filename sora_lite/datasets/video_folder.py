@@ -177,8 +177,8 @@ def _by_split(sources: list[Source]) -> dict:
 
 
 def clips_of(source: Source, entry: Entry) -> int:
-    """How many clips of `entry` a source gives (0 unless its aspect ratio is nearest `entry`)."""
-    return source.frames // entry.frames if source.frames >= entry.frames else 0
+    """How many clips of `entry`'s length a source's frames hold (whatever its aspect ratio)."""
+    return source.frames // entry.frames
 
 
 @dataclasses.dataclass
