@@ -35,7 +35,7 @@ def main(_):
     result = train_dit.train(f.config, f.workdir)
     if jax.process_index() == 0:
         print(cli.eval_table(result) if result else f"trained {f.workdir} to step {f.config.train.steps} "
-              "(no evaluation: train.eval_at_end is False; scripts/evaluate.py scores it)")
+              "(not evaluated; scripts/evaluate.py scores it)")
 
 
 if __name__ == "__main__":
