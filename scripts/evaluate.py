@@ -53,7 +53,9 @@ def main():
         if name not in data.DATASETS:
             raise ValueError(f"{args.checkpoint} trained on a folder of videos: say which data set's prompts to "
                              f"score with --dataset ({' or '.join(data.DATASETS)})")
-        if name == "camera_moves" and min(size[0] for size in sizes) < 2:
+        if name == "camera_moves" and not args.shapes:  # a mixture's images have no move to score
+            sizes = [size for size in sizes if size[0] > 1]
+        if name == "camera_moves" and min((size[0] for size in sizes), default=0) < 2:
             raise ValueError("Camera Moves is scored on videos: give shapes of at least 2 frames")
         kw = dict(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance)
         if name == "camera_moves":
