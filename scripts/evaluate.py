@@ -27,8 +27,8 @@ from sora_lite.shapes import parse_shape
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="a shipped model (default, camera), a training workdir or an exported model")
-    parser.add_argument("--dataset", default=None,
-                        help="score on moving_shapes or camera_moves (default: what the model trained on)")
+    parser.add_argument("--dataset", default=None, choices=("moving_shapes", "camera_moves"),
+                        help="score on this data set's prompts (default: what the model trained on)")
     parser.add_argument("--shapes", default=None, help="FRAMESxHEIGHTxWIDTH,... (default: the model's mixture)")
     parser.add_argument("--sets", default="seen,heldout", help="prompt sets: seen, heldout, new_words")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: model's)")
@@ -58,11 +58,10 @@ def main():
         if name == "camera_moves" and min((size[0] for size in sizes), default=0) < 2:
             raise ValueError("Camera Moves is scored on videos: give shapes of at least 2 frames")
         kw = dict(seeds=tuple(args.seeds), steps=args.steps, guidance=args.guidance)
-        if name == "camera_moves":
-            results = {"x".join(map(str, size)): camera_metrics.evaluate_pipeline(pipe, *size, **kw) for size in sizes}
-        else:
-            results = {"x".join(map(str, size)): metrics.evaluate_pipeline(pipe, *size, sets=sets, **kw)
-                       for size in sizes}
+        if name == "moving_shapes":
+            kw["sets"] = sets
+        score = camera_metrics.evaluate_pipeline if name == "camera_moves" else metrics.evaluate_pipeline
+        results = {"x".join(map(str, size)): score(pipe, *size, **kw) for size in sizes}
     except cli.USER_ERRORS as e:
         sys.exit(f"evaluate.py: error: {e}")
     print(cli.eval_table(results))

@@ -15,26 +15,22 @@ from sora_lite import cli
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="camera_moves", help="moving_shapes or camera_moves")
+    parser.add_argument("--dataset", default="camera_moves", choices=("moving_shapes", "camera_moves"))
     parser.add_argument("--count", type=int, default=1000, help="how many clips")
     parser.add_argument("--shape", default="17x64x64", help="FRAMESxHEIGHTxWIDTH of every clip")
-    parser.add_argument("--split", default="train", help="train, validation or test_heldout")
+    parser.add_argument("--split", default="train", choices=("train", "validation", "test_heldout"))
     parser.add_argument("--out", required=True, help="the folder to write")
     args = parser.parse_args()
     try:
         from sora_lite.datasets import camera_moves, moving_shapes, video_folder
         from sora_lite.shapes import parse_shape
 
-        modules = {"moving_shapes": moving_shapes, "camera_moves": camera_moves}
-        if args.dataset not in modules:
-            raise ValueError(f"--dataset must be one of {', '.join(modules)}; got {args.dataset!r}")
-        if args.split not in ("train", "validation", "test_heldout"):
-            raise ValueError(f"--split must be train, validation or test_heldout; got {args.split!r}")
+        module = {"moving_shapes": moving_shapes, "camera_moves": camera_moves}[args.dataset]
         if args.count < 1:
             raise ValueError(f"--count must be at least 1; got {args.count}")
         frames, height, width = parse_shape(args.shape)
         ext = "png" if frames == 1 else "mp4"
-        examples = (modules[args.dataset].example(args.split, i, height, width, frames) for i in range(args.count))
+        examples = (module.example(args.split, i, height, width, frames) for i in range(args.count))
         n = video_folder.write_folder(args.out, ((f"{i:06d}.{ext}", ex["video"], ex["caption"])
                                                  for i, ex in enumerate(examples)))
     except cli.USER_ERRORS as e:

@@ -114,3 +114,15 @@ def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run,
         *(np.asarray(functools.reduce(lambda d, k: d[k], path, x["dit"])) for x in (before, after)))
     assert moved("blocks", "attn", "q", "kernel", "value") and moved("blocks", "cross", "kv", "kernel", "value")
     assert not moved("blocks", "mlp_in", "kernel", "value") and not moved("x_embed", "kernel", "value")
+
+
+@pytest.mark.parametrize("script,flags,message", [
+    ("write_clips.py", ["--out", "x", "--dataset", "camera_move"], "argument --dataset: invalid choice: 'camera_move'"),
+    ("write_clips.py", ["--out", "x", "--count", "0"], "--count must be at least 1; got 0"),
+    ("evaluate.py", ["--dataset", "shapes"], "argument --dataset: invalid choice: 'shapes'"),
+])
+def test_bad_script_flags_are_one_line(tmp_path, script, flags, message):
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *flags], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert message in run.stderr.strip().splitlines()[-1]
