@@ -9,6 +9,7 @@ killed midway never replaces a good checkpoint; those leftovers are cleaned on o
 """
 
 import os
+import re
 import shutil
 import warnings
 
@@ -58,7 +59,34 @@ def save(mngr: ocp.CheckpointManager, step: int, kind: str, config: ConfigDict, 
              "model": ocp.args.StandardSave(model)}
     if train is not None:
         items["train"] = ocp.args.StandardSave(train)
-    mngr.save(step, args=ocp.args.Composite(**items))
+    try:
+        mngr.save(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # noqa: BLE001 - this save, or the previous one still in flight, failed
+        raise _save_failed(mngr, e) from None
+
+
+def wait(mngr: ocp.CheckpointManager):
+    """Wait for the saves in flight; a failed one is a one-line CheckpointError."""
+    try:
+        mngr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001
+        raise _save_failed(mngr, e) from None
+
+
+def _save_failed(mngr: ocp.CheckpointManager, error: Exception) -> CheckpointError:
+    """What failed (the OS's reason, where the storage layer gives one) and what is left."""
+    code = re.search(r"os_error_code='?(\d+)", str(error))
+    cause = os.strerror(int(code.group(1))) if code else _first_line(error)[:200]
+    complete = complete_steps(str(mngr.directory))
+    left = (f"the newest complete checkpoint, step {complete[-1]}, is intact" if complete
+            else "no checkpoint was complete yet")
+    return CheckpointError(f"saving a checkpoint in {mngr.directory} failed ({cause}): training stopped and {left}; "
+                           "free space or fix the directory, then rerun the same command to resume")
+
+
+def complete_steps(directory: str) -> list[int]:
+    """The steps whose saves completed (a save in flight or cut short lives in a temporary folder)."""
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(directory) else []
 
 
 def read_config(directory: str, kind: str) -> tuple[ConfigDict, int]:
@@ -179,9 +207,12 @@ def _steps_newest_first(mngr) -> list[int]:
     return sorted(mngr.all_steps(), reverse=True)
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _warn_fallback(directory, step, error):
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    warnings.warn(f"checkpoint step {step} in {directory} is unreadable ({first_line[:200]}); "
+    warnings.warn(f"checkpoint step {step} in {directory} is unreadable ({_first_line(error)[:200]}); "
                   "trying the previous one", stacklevel=3)
 
 

@@ -5,6 +5,7 @@ scripts share with it: one-line errors, quiet libraries, the evaluation table.""
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -111,6 +112,9 @@ def main(argv=None):
             _show(caught)
             print(f"sora-lite: error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("sora-lite: interrupted", file=sys.stderr)
+            return 130
     _show(caught)
     return 0
 
@@ -131,10 +135,14 @@ def _words() -> str:
 
 
 def quiet_libraries():
-    """Orbax reports every checkpoint step at INFO and warns about read-only directories through absl."""
+    """Orbax reports every checkpoint step at INFO and warns about read-only directories through
+    absl; a failed save's every writer thread logs its error (ours is the one line that says it)."""
+    import logging as std_logging
+
     from absl import logging
 
-    logging.set_verbosity(logging.ERROR)
+    logging.set_verbosity(logging.FATAL)
+    std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
 
 
 def _show(caught):
@@ -166,8 +174,37 @@ def run_script(main):
     try:
         main(argv)
     except USER_ERRORS as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        print(f"{prog}: error: {_lost_process(e) or e}", file=sys.stderr)
+        _exit(2)
+    except KeyboardInterrupt as e:  # Ctrl-C: training says what it saved
+        print(f"{prog}: {e or 'interrupted'}", file=sys.stderr)
+        _exit(130)
+
+
+def _lost_process(error: Exception) -> str | None:
+    """In a multi-process run, a collective that failed because a peer is gone, said as such."""
+    import jax
+
+    if not (jax.distributed.is_initialized() and jax.process_count() > 1):
+        return None
+    cause = " ".join(str(error).split())
+    if not re.search(r"Gloo|[Cc]onnection (closed|reset|refused)|UNAVAILABLE|heartbeat", cause):
+        return None
+    me, n = jax.process_index(), jax.process_count()
+    lost = f"process {1 - me}" if n == 2 else "another process"
+    return (f"process {me} of {n} lost {lost} ({cause[:160]}): this process stops too; rerun every process with "
+            "the same command to resume from the newest checkpoint")
+
+
+def _exit(code: int):
+    """Exit with `code`; in a multi-process run at once: jax.distributed's exit barrier would wait
+    for a process that is gone, then abort."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def write_results(args, results: dict, name: str):

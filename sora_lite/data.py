@@ -90,7 +90,8 @@ def identity(data: ConfigDict, entry: Entry) -> list:
     if name == "folder":
         return [name, video_folder.fingerprint(data.folder), data.fps, str(entry)]
     module = camera_moves.CameraMoves if name == "camera_moves" else moving_shapes.MovingShapes
-    return [name, str(module.VERSION), os.path.abspath(data.dir), str(entry), train_size(data, mixture(data), entry)]
+    # A generated split is a pure function of the version and sizes, wherever it is stored.
+    return [name, str(module.VERSION), str(entry), train_size(data, mixture(data), entry)]
 
 
 def has_clips(data: ConfigDict, split: str, entry: Entry) -> bool:
@@ -110,13 +111,38 @@ def clips(data: ConfigDict, split: str, entry: Entry | None = None):
     name = dataset(data)
     if name == "folder":
         index = {c[0]: i for i, c in enumerate(caption_rows(data))}
-        source = video_folder.data_source(data.dir, data.folder, entry, entries, data.fps, split)
+        source = Checked(video_folder.builder_for(data.dir, data.folder, entry, entries, data.fps, split), split)
         return grain.MapDataset.source(source).map(
             lambda ex: {"video": to_model(ex["video"]), "caption": ex["caption"].decode(),
                         "subject": np.int32(index[ex["caption"].decode()])})
     module, prepare = (camera_moves, _prepare_camera) if name == "camera_moves" else (moving_shapes, _prepare_shapes)
     b = module.builder(data.dir, *entry.shape, train_size(data, entries, entry))
-    return grain.MapDataset.source(b.as_data_source(split=split)).map(prepare)
+    return grain.MapDataset.source(Checked(b, split)).map(prepare)
+
+
+class Checked:
+    """Random access to one split of a prepared builder, whose unreadable record (a truncated or
+    corrupt file) stops the run with one line naming the file and how to rebuild it. The last
+    record is read at once, so a truncated file is found before training starts."""
+
+    def __init__(self, builder, split: str):
+        self.source, self.split = builder.as_data_source(split=split), split
+        self.path, self.files = builder.data_path, [str(f) for f in builder.info.splits[split].filepaths]
+        if len(self.source):
+            self[len(self.source) - 1]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            example = self.source[i]
+        except Exception:  # noqa: BLE001 - any failure to read or decode is a damaged file
+            example = None
+        if example is None or any(v is None for v in example.values()):
+            raise ValueError(f"record {i} of {' '.join(self.files)} is unreadable (a truncated or corrupt file); "
+                             f"rebuild the data set: rm -r {self.path} and rerun (it is built again on first use)")
+        return example
 
 
 def batches(ds: grain.MapDataset, batch_size: int, seed: int, start_step: int = 0,

@@ -155,36 +155,41 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     bar = tqdm(range(start, total), initial=start, total=total, desc="autoencoder",
                disable=jax.process_index() != 0)
     tic = time.time()
-    for step in bar:
-        if step == ac.steps:
-            batches = stream(step)
-        vae = step < ac.steps
-        _, batch = next(batches)
-        video = sharding.global_batch(mesh, batch["video"])  # [B, T, H, W, 3] over the batch axes
-        with jax.set_mesh(mesh):
-            if vae:
-                key = jax.random.fold_in(jax.random.key(cfg.seed), step)
-                loss, aux = _vae_step(model, opts["vae"], video, key, ac.kl_weight)
-            else:
-                loss, aux = _decoder_step(model, opts["decoder"], video)
-        done = step + 1
-        log_now = done % ac.log_every == 0 or done == total
-        save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total)
-        if log_now or save_now:  # a non-finite state must never reach a checkpoint
-            loss = training.finite_loss(done, loss, "ae_train.lr" if vae else "ae_train.decoder_lr")
-        if log_now:
-            rate = min(ac.log_every, done - start) / (time.time() - tic)
-            tic = time.time()
-            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-            lr, n = (ac.lr, ac.steps) if vae else (ac.decoder_lr, ac.decoder_steps)
-            lr_now = training.learning_rate(lr, ac.warmup, n)(step if vae else step - ac.steps)
-            logger.log(done, loss=loss, learning_rate=lr_now, steps_per_s=rate, **aux)
-        if save_now:
-            if done == ac.steps:
-                set_latent_stats(model, cfg, entries)
-            checkpoint.save(mngr, done, "autoencoder", cfg, nnx.state(model),
-                            {k: nnx.state(o) for k, o in opts.items()})
-    mngr.wait_until_finished()
+    with training.StopSignal() as stop:
+        for step in bar:
+            if step == ac.steps:
+                batches = stream(step)
+            vae = step < ac.steps
+            _, batch = next(batches)
+            video = sharding.global_batch(mesh, batch["video"])  # [B, T, H, W, 3] over the batch axes
+            with jax.set_mesh(mesh):
+                if vae:
+                    key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+                    loss, aux = _vae_step(model, opts["vae"], video, key, ac.kl_weight)
+                else:
+                    loss, aux = _decoder_step(model, opts["decoder"], video)
+            done = step + 1
+            stop_now = stop.requested()  # Ctrl-C or SIGTERM: save this step, then stop
+            log_now = done % ac.log_every == 0 or done == total
+            save_now = done % ac.checkpoint_every == 0 or done in (ac.steps, total) or stop_now
+            if log_now or save_now:  # a non-finite state must never reach a checkpoint
+                loss = training.finite_loss(done, loss, "ae_train.lr" if vae else "ae_train.decoder_lr")
+            if log_now:
+                rate = min(ac.log_every, done - start) / (time.time() - tic)
+                tic = time.time()
+                bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
+                lr, n = (ac.lr, ac.steps) if vae else (ac.decoder_lr, ac.decoder_steps)
+                lr_now = training.learning_rate(lr, ac.warmup, n)(step if vae else step - ac.steps)
+                logger.log(done, loss=loss, learning_rate=lr_now, steps_per_s=rate, **aux)
+            if save_now:
+                if done == ac.steps:
+                    set_latent_stats(model, cfg, entries)
+                checkpoint.save(mngr, done, "autoencoder", cfg, nnx.state(model),
+                                {k: nnx.state(o) for k, o in opts.items()})
+            if stop_now:
+                checkpoint.wait(mngr)
+                raise training.interrupted(done, total, ckpt_dir)
+    checkpoint.wait(mngr)
     result = evaluate_autoencoder(model, cfg, entries)
     logger.log(total, **{f"{k}/{shape}": v for shape, r in result.items() for k, v in r.items()})
     logger.close()

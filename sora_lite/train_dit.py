@@ -265,31 +265,36 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
                                   cfg.seed, int(progress["data_step"]), jax.process_index(), jax.process_count())
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="dit", disable=jax.process_index() != 0)
     tic, seen_tokens = time.time(), 0
-    for step in bar:
-        i, batch = next(batches)  # this process's rows of the global batch
-        batch = {k: sharding.global_batch(mesh, v) for k, v in batch.items()}
-        state, progress, (loss, grad_norm) = train_step(f"{entries[i]} (batch {sizes[i]})", state, progress, batch,
-                                                        table, ae_state, rng, jnp.int32(step))
-        nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
-        seen_tokens += sizes[i] * tokens[i]
-        done = step + 1
-        log_now = done % tc.log_every == 0 or done == tc.steps
-        save_now = done % tc.checkpoint_every == 0 or done == tc.steps
-        if log_now or save_now:  # a run past its non-finite budget stops before it saves
-            training.check_nonfinite(progress, tc.nonfinite_skips)
-        if log_now:
-            elapsed = time.time() - tic
-            rate = min(tc.log_every, done - start) / elapsed
-            bar.set_postfix(loss=f"{float(loss):.4f}", steps_per_s=f"{rate:.2f}")
-            logger.log(done, loss=loss, grad_norm=grad_norm, learning_rate=lr(step), steps_per_s=rate,
-                       tokens_per_s=seen_tokens / elapsed,
-                       nonfinite_steps=progress["nonfinite"])
-            tic, seen_tokens = time.time(), 0
-        if save_now:
-            save(done)
-        if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
-            write_samples(pipe, entries, cfg.data, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
-    mngr.wait_until_finished()
+    with training.StopSignal() as stop:
+        for step in bar:
+            i, batch = next(batches)  # this process's rows of the global batch
+            batch = {k: sharding.global_batch(mesh, v) for k, v in batch.items()}
+            state, progress, (loss, grad_norm) = train_step(f"{entries[i]} (batch {sizes[i]})", state, progress, batch,
+                                                            table, ae_state, rng, jnp.int32(step))
+            nnx.update((model, opt, ema), state)  # the objects that save() and sampling read
+            seen_tokens += sizes[i] * tokens[i]
+            done = step + 1
+            stop_now = stop.requested()  # Ctrl-C or SIGTERM: save this step, then stop
+            log_now = done % tc.log_every == 0 or done == tc.steps
+            save_now = done % tc.checkpoint_every == 0 or done == tc.steps or stop_now
+            if log_now or save_now:  # a run past its non-finite budget stops before it saves
+                training.check_nonfinite(progress, tc.nonfinite_skips)
+            if log_now:
+                elapsed = time.time() - tic
+                rate = min(tc.log_every, done - start) / elapsed
+                bar.set_postfix(loss=f"{float(loss):.4f}", steps_per_s=f"{rate:.2f}")
+                logger.log(done, loss=loss, grad_norm=grad_norm, learning_rate=lr(step), steps_per_s=rate,
+                           tokens_per_s=seen_tokens / elapsed,
+                           nonfinite_steps=progress["nonfinite"])
+                tic, seen_tokens = time.time(), 0
+            if save_now:
+                save(done)
+            if tc.sample_every and (done % tc.sample_every == 0 or done == tc.steps):
+                write_samples(pipe, entries, cfg.data, os.path.join(workdir, "samples", f"step_{done}"), logger, done)
+            if stop_now:
+                checkpoint.wait(mngr)
+                raise training.interrupted(done, tc.steps, ckpt_dir)
+    checkpoint.wait(mngr)
     if train_step.compiled:
         training.say(train_step.summary())
     if not tc.eval_at_end or cfg.data.folder:

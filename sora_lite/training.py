@@ -8,13 +8,16 @@ import json
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 
 import jax
 import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 from tensorboardX import SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary
@@ -113,6 +116,41 @@ def say(message: str):
     """A line for the user, on process 0, above the progress bar."""
     if jax.process_index() == 0:
         tqdm.write(message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C or SIGTERM, its current step saved: the message says which."""
+
+
+class StopSignal:
+    """Ctrl-C (SIGINT) or SIGTERM asks a training loop to stop after its current step and save
+    it, rather than die between checkpoints; a second Ctrl-C stops at once. With several
+    processes, any one's signal stops all of them at the same step (`requested` agrees)."""
+
+    def __enter__(self):
+        self.flag, self.previous = False, {}
+        if threading.current_thread() is threading.main_thread():  # where Python delivers signals
+            self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.flag and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def requested(self) -> bool:
+        if jax.process_count() == 1:
+            return self.flag
+        return bool(multihost_utils.process_allgather(np.int32(self.flag)).any())
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def interrupted(step: int, total: int, directory: str) -> Interrupted:
+    return Interrupted(f"stopped at step {step} of {total}: saved checkpoint step {step} in {directory}; "
+                       "rerun the same command to resume")
 
 
 def finite_loss(step: int, loss, lr_key: str) -> float:

@@ -47,18 +47,28 @@ def tiny_config(data_dir: str, ae_dir: str = ""):
 
 @pytest.fixture(scope="session")
 def tiny_run(data_dir, tmp_path_factory):
-    """Train the tiny autoencoder, then the tiny DiT on its latents, once per session.
+    """Train the tiny autoencoder, then the tiny DiT on its latents, once for the whole test run
+    (pytest-xdist workers share it: the first to arrive trains, the others wait and read).
 
     Returns {"ae_dir", "dit_dir", "cfg", "ae_result"}; tests that mutate a run copy it first.
     """
+    import json
+
+    from filelock import FileLock
+
     from sora_lite import train_autoencoder, train_dit
 
-    root = tmp_path_factory.mktemp("tiny_run")
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny_run"  # this run's, all workers'
     ae_dir, dit_dir = str(root / "ae"), str(root / "dit")
-    cfg = tiny_config(data_dir, ae_dir)
-    ae_result = train_autoencoder.train_autoencoder(cfg, ae_dir)
-    train_dit.train(cfg, dit_dir)
-    return {"ae_dir": ae_dir, "dit_dir": dit_dir, "cfg": cfg, "ae_result": ae_result}
+    cfg = tiny_config(data_dir, ae_dir)  # this worker's data dir: latents are keyed by content, not place
+    with FileLock(str(root) + ".lock"):
+        done = root / "ae_result.json"
+        if not done.exists():
+            ae_result = train_autoencoder.train_autoencoder(cfg, ae_dir)
+            train_dit.train(cfg, dit_dir)
+            done.write_text(json.dumps(ae_result))
+    return {"ae_dir": ae_dir, "dit_dir": dit_dir, "cfg": cfg, "ae_result": json.loads(done.read_text())}
 
 
 @pytest.fixture(scope="session")

@@ -165,6 +165,28 @@ def test_builder_split_sizes_and_contents(data_dir, H, W):
             assert got["caption"].decode() == want["caption"]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_damaged_data_file_stops_with_one_line_naming_it_and_the_rebuild(tmp_path, damage):
+    cfg = data_cfg(str(tmp_path), train_size=64)
+    b = ms.builder(str(tmp_path), 5, 16, 16, 64)
+    path = str(b.info.splits["train"].filepaths[0])
+    size = len(open(path, "rb").read())
+    with open(path, "r+b") as f:
+        if damage == "truncated":  # a copy cut short: found when the split opens
+            f.truncate(size // 2)
+        else:  # bytes overwritten inside the first records: found when one of them is read
+            f.seek(1024)
+            f.write(bytes(range(256)) * 8)
+    with pytest.raises(ValueError) as e:
+        ds = data.clips(cfg, "train")
+        for i in range(len(ds)):
+            ds[i]
+    message = str(e.value)
+    assert "\n" not in message and path in message and "is unreadable" in message
+    assert f"rm -r {b.data_path} and rerun" in message
+    data.clips(cfg, "validation")[0]  # the other splits' files still read
+
+
 def test_clips_are_model_range_floats_with_str_captions(data_dir):
     ds = data.clips(data_cfg(data_dir, width=24), "validation")
     item = ds[7]

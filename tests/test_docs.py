@@ -123,6 +123,16 @@ def test_every_documented_command_is_recognised():
     assert any(c.startswith("sora-lite generate") and "--frames 1" in c for c in commands)
 
 
+def group(command: str) -> str:
+    """Which test runs a command: commands that share files (a workdir that one trains and the
+    next reads) run in one, in order; the groups run in parallel (pytest-xdist, a file each)."""
+    if "runs/camera" in command or re.search(r"bench_(memory|mixture|train)\.py", command):
+        return "camera_and_benchmarks"  # the camera model's chain; benchmarks of untrained models
+    if re.search(r"--workdir |--checkpoint runs/|init_from=|bench_sample\.py|plot_metrics\.py", command):
+        return "training"  # the default model's chain, fine-tuning it, and what reads them
+    return "shipped_models"  # sora-lite and scripts on the shipped models; data tools
+
+
 def _order(command: str) -> int:
     """Autoencoders first, then DiTs, then fine-tuning (from a trained DiT), then what reads a
     trained DiT; the docs' order within each (a file that one command writes, the next reads)."""
@@ -134,14 +144,17 @@ def _order(command: str) -> int:
     return 3
 
 
-def test_documented_commands_run_at_tiny_size(data_dir, tmp_path, monkeypatch, capsys):
+def run_group(name: str, data_dir: str, tmp_path, monkeypatch, capsys):
+    """Run the documented commands of group `name` at tiny size; one failure lists them all."""
     env = dict(os.environ, HOME=str(tmp_path / "home"), JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
                                 if not f.startswith("--xla_force_host_platform_device_count"))
     env["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"  # the README's 8-device mesh command
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
     failures, done = [], set()
-    for command in sorted(documented_commands(), key=_order):
+    commands = sorted((c for c in documented_commands() if group(c) == name), key=_order)
+    assert commands, f"no documented command in group {name}"
+    for command in commands:
         argv = shrink(command, str(tmp_path), data_dir)
         if tuple(argv) in done:  # e.g. each config's own training command, once at tiny size
             continue
@@ -158,6 +171,10 @@ def test_documented_commands_run_at_tiny_size(data_dir, tmp_path, monkeypatch, c
         if run.returncode != 0:
             failures.append(f"{command}\n  ran as: {shlex.join(argv)}\n  {run.stderr.strip()[-1500:]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_documented_commands_on_the_shipped_models_run(data_dir, tmp_path, monkeypatch, capsys):
+    run_group("shipped_models", data_dir, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("flag,message", [

@@ -274,14 +274,14 @@ def captions(folder: str, entries: list[Entry], fps: float) -> list[str]:
     return sorted({s.caption for s in scan(folder, entries, fps)[0]})
 
 
-def data_source(data_dir: str, folder: str, entry: Entry, entries: list[Entry], fps: float, split: str):
-    """Random access to one split of `entry`'s clips, or a one-line ValueError if it has none."""
+def builder_for(data_dir: str, folder: str, entry: Entry, entries: list[Entry], fps: float, split: str):
+    """The prepared builder of `entry`'s clips, or a one-line ValueError if `split` has none."""
     sources = [s for s in sources_of(scan(folder, entries, fps)[0], entries, entry) if s.split == split]
     if not sources:
         raise ValueError(f"data.mixture entry {entry} has no {split} clips in {folder}: no file nearest its "
                          f"aspect ratio is long enough (scripts/prepare_videos.py lists clips per shape); "
                          f"drop the entry or add such files")
-    return builder(data_dir, folder, entry, entries, fps).as_data_source(split)
+    return builder(data_dir, folder, entry, entries, fps)
 
 
 def write_folder(folder: str, clips) -> int:
