@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, sharding, train_dit
+from sora_lite.conditioning import Condition
 from sora_lite.pipeline import num_tokens
 from sora_lite.dit import TEXT_DIM, DiT
 
@@ -128,3 +129,20 @@ def speed(step: Step, steps: int, warmup: int = 2) -> dict:
             "flops_per_step": flops, "achieved_tflops_per_device": flops / step_time / step.mesh.size / 1e12,
             "peak_tflops_per_device": None if peak is None else peak / 1e12,
             "mfu": None if peak is None else flops / step_time / (peak * step.mesh.size)}
+
+
+def forward_speed(step: Step, steps: int, warmup: int = 2) -> dict:
+    """Median wall time of the DiT's forward pass alone (what sampling repeats) on the step's
+    batch: random latents, timesteps and full-length text."""
+    dit = train_dit.build_dit(step.cfg)
+    latent = jax.random.normal(jax.random.key(0), step.latent_shape)  # [B, t, h, w, C]
+    t = jax.random.uniform(jax.random.key(1), (step.batch,))  # [B]
+    L = step.cfg.text.max_len
+    cond = Condition(jax.random.normal(jax.random.key(2), (step.batch, L, TEXT_DIM)), jnp.ones((step.batch, L), bool))
+    forward = nnx.jit(lambda m, z, t, c: m(z, t, c))
+    times = []
+    for _ in range(warmup + steps):
+        tic = time.perf_counter()
+        forward(dit, latent, t, cond).block_until_ready()
+        times.append(time.perf_counter() - tic)
+    return {"forward_s": float(np.median(times[warmup:]))}

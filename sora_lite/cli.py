@@ -12,9 +12,11 @@ import warnings
 
 import numpy as np
 
+from sora_lite import validate
+
 # What a user can cause (a bad argument, a missing or wrong checkpoint, a diverging run):
 # reported in one line, exit code 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FloatingPointError, OSError, RuntimeError)
+USER_ERRORS = (ValueError, validate.ArgumentTypeError, FloatingPointError, OSError, RuntimeError)
 
 
 def _run(args):

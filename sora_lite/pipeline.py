@@ -244,7 +244,7 @@ class Pipeline:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
         num_frames, height, width = shape
-        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, 1)
+        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, 1, 1000)
         guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance, 0)
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         latent_shape = latent_grid(self.cfg, num_frames, height, width)

@@ -8,6 +8,11 @@ import reprlib
 import numpy as np
 
 
+class ArgumentTypeError(TypeError):
+    """An argument of the wrong type: the caller's mistake, said in one line (the CLI and the
+    scripts print it without a traceback, as they do a ValueError)."""
+
+
 def _got(value) -> str:
     return f"{reprlib.repr(value)} ({type(value).__name__})"
 
@@ -21,7 +26,7 @@ def _bounds(low, high) -> str:
 def integer(name: str, value, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int: an integer (Python or numpy, not a bool, float or string) in [low, high]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer; got {_got(value)}")
+        raise ArgumentTypeError(f"{name} must be an integer; got {_got(value)}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{name} must be an integer {_bounds(low, high)}; got {value}")
@@ -31,7 +36,7 @@ def integer(name: str, value, low: int | None = None, high: int | None = None) -
 def number(name: str, value, low: float | None = None, high: float | None = None) -> float:
     """`value` as a float: a finite real number (not a bool or string) in [low, high]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number; got {_got(value)}")
+        raise ArgumentTypeError(f"{name} must be a number; got {_got(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number; got {value}")
@@ -45,13 +50,13 @@ def prompts(value) -> list[str]:
     if isinstance(value, str):
         value = [value]
     elif isinstance(value, np.ndarray) or not hasattr(value, "__iter__") or isinstance(value, (bytes, dict)):
-        raise TypeError(f"prompts must be a string or a list of strings; got {_got(value)}")
+        raise ArgumentTypeError(f"prompts must be a string or a list of strings; got {_got(value)}")
     value = list(value)
     if not value:
         raise ValueError("prompts is empty: give at least one prompt")
     for i, p in enumerate(value):
         if not isinstance(p, str):
-            raise TypeError(f"prompts[{i}] must be a string; got {_got(p)}")
+            raise ArgumentTypeError(f"prompts[{i}] must be a string; got {_got(p)}")
         if not p.strip():
             raise ValueError(f"prompts[{i}] is empty: a prompt needs some text")
     return value
@@ -60,7 +65,7 @@ def prompts(value) -> list[str]:
 def frames(name: str, x, ndim: int | None, batch: int) -> np.ndarray:
     """A given image or clip: a uint8 numpy array with `ndim` axes (None: 4 or 5), RGB, one row per prompt."""
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
-        raise TypeError(f"{name} must be a uint8 numpy array like generate's output; "
+        raise ArgumentTypeError(f"{name} must be a uint8 numpy array like generate's output; "
                         f"got {getattr(x, 'dtype', type(x).__name__)}")
     want = (4, 5) if ndim is None else (ndim,)
     layout = {4: "[B, H, W, 3]", 5: "[B, K, H, W, 3]"}

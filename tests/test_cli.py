@@ -1,10 +1,15 @@
 """Tests for the `sora-lite` command, run in-process: files written, and one-line errors."""
 
+import contextlib
+import functools
+import io
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from sora_lite import cli, video
+from sora_lite import Pipeline, cli, video
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +36,7 @@ def test_writes_a_video_that_reads_back(tiny_run, tmp_path, capsys, ext):
 @pytest.mark.parametrize("extra,constraint", [
     (["--frames", "6"], "frames must be 1 + 4k"),
     (["--height", "12"], "height and width must be positive multiples of 8"),
-    (["--steps", "0"], "steps must be an integer >= 1; got 0"),
+    (["--steps", "0"], "steps must be an integer between 1 and 1000; got 0"),
     (["--out", "video.avi"], "unsupported extension '.avi'"),
     (["--out", "video.png"], "a .png holds one frame; got 5 frames"),
     (["--guidance", "nan"], "guidance must be a finite number"),
@@ -117,3 +122,44 @@ def test_frames_as_prompts_bad_input_exits_2_with_one_line(tiny_run, tmp_path, c
     assert cli.main([a.format(d=tmp_path) for a in args] + ["--out", str(tmp_path / "o.gif"), *common]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and constraint.format(d=tmp_path) in err, err
+
+
+@functools.cache
+def _loaded(model):
+    return _from_pretrained(model)
+
+
+_from_pretrained = Pipeline.from_pretrained
+
+# Flag values a user might type: good ones (small, so a valid call samples quickly), and not.
+VALUES = ["1", "5", "9", "16", "2", "0", "-3", "12", "1.5", "nan", "inf", "-inf", "abc", "", " 5", "+5", "0x10",
+          "1e3", "99999999999999999999", "٣", "--", "None"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(flags=st.lists(st.tuples(st.sampled_from(["--frames", "--height", "--width", "--steps", "--seed", "--guidance"]),
+                                st.sampled_from(VALUES)), max_size=4),
+       prompt=st.one_of(st.sampled_from(["a red circle moving left", "", " ", "ünïcode ✓ \t", "x" * 500]),
+                        st.text(max_size=30)))
+def test_any_flags_give_a_video_or_one_line_and_exit_2(tiny_run, tmp_path_factory, monkeypatch, flags, prompt):
+    """Whatever values the flags get, `sora-lite generate` writes a video (exit 0) or says what
+    is wrong (exit 2: argparse's usage and error, or one `sora-lite: error:` line); never a traceback.
+    (The model is loaded once: what is tested is the path from the flags to the pipeline.)"""
+    monkeypatch.setattr(Pipeline, "from_pretrained", _loaded)
+    out = tmp_path_factory.mktemp("cli") / "v.gif"
+    argv = ["generate", prompt, "--out", str(out), "--checkpoint", tiny_run["dit_dir"], "--frames", "5",
+            "--height", "16", "--width", "16", "--steps", "1"]
+    argv += [x for flag in flags for x in (f"{flag[0]}={flag[1]}",)]  # "=": a value may start with "-"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+    lines = err.getvalue().strip().splitlines()
+    if code == 0:
+        assert video.read(str(out)).shape[0] == int(dict(flags).get("--frames", "5"))  # the last one counts
+    else:
+        assert code == 2 and lines and (lines[-1].startswith("sora-lite: error: ") or
+                                        lines[-1].startswith("sora-lite generate: error: ")), err.getvalue()
+        assert "Traceback" not in err.getvalue()

@@ -126,7 +126,7 @@ def test_every_documented_command_is_recognised():
 def group(command: str) -> str:
     """Which test runs a command: commands that share files (a workdir that one trains and the
     next reads) run in one, in order; the groups run in parallel (pytest-xdist, a file each)."""
-    if "runs/camera" in command or re.search(r"bench_(memory|mixture|train)\.py", command):
+    if re.search(r"runs/camera|--checkpoint camera|bench_(memory|mixture|train)\.py", command):
         return "camera_and_benchmarks"  # the camera model's chain; benchmarks of untrained models
     if re.search(r"--workdir |--checkpoint runs/|init_from=|bench_sample\.py|plot_metrics\.py", command):
         return "training"  # the default model's chain, fine-tuning it, and what reads them

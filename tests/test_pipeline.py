@@ -55,7 +55,7 @@ def test_from_checkpoint_dir_or_workdir(tiny_run, pipe):
     (dict(num_frames=6), "frames must be 1 + 4k"),
     (dict(height=12), "height and width must be positive multiples of 8"),
     (dict(width=0), "width must be an integer >= 1; got 0"),
-    (dict(steps=0), "steps must be an integer >= 1; got 0"),
+    (dict(steps=0), "steps must be an integer between 1 and 1000; got 0"),
     (dict(guidance=float("nan")), "guidance must be a finite number; got nan"),
     (dict(guidance=float("inf")), "guidance must be a finite number; got inf"),
     (dict(prompts=[""]), "prompts[0] is empty"),
