@@ -103,9 +103,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     """Train the autoencoder data parallel on a mesh of `devices` (default: all) shaped by
     `cfg.mesh`: its weights whole on every device, each batch split over `data` x `fsdp`."""
     ac = cfg.ae_train
-    if ac.steps < 1 or ac.decoder_steps < 0:
-        raise ValueError(f"ae_train.steps must be >= 1 and ae_train.decoder_steps >= 0; "
-                         f"got {ac.steps} and {ac.decoder_steps}")
+    training.check_settings(cfg, "ae_train")
     entries = training.check_mixture(cfg)
     if ac.init_from:  # its architecture, whatever this config's `ae` says
         kind, init_cfg, init_arrays = checkpoint.load_arrays(checkpoint.directory(ac.init_from), ("autoencoder", "dit"))

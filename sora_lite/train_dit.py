@@ -198,9 +198,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     if not (tc.autoencoder or tc.init_from):
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
-    if tc.nonfinite_skips < 0:
-        raise ValueError(f"train.nonfinite_skips must be >= 0 (0 stops at the first NaN/Inf step); "
-                         f"got {tc.nonfinite_skips}")
+    training.check_settings(cfg, "train")
     kinds = condition_weights(cfg)
     ae = autoencoder.load_autoencoder(tc.autoencoder or tc.init_from)  # a DiT model carries its own
     cfg = ConfigDict(cfg.to_dict())

@@ -23,7 +23,7 @@ from tensorboardX import SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary
 from tqdm import tqdm
 
-from sora_lite import data, sharding
+from sora_lite import data, sharding, validate
 from sora_lite import video as video_io
 from sora_lite.pipeline import latent_grid
 
@@ -36,6 +36,29 @@ def learning_rate(lr: float, warmup: int, steps: int):
 def make_optimizer(lr: float, warmup: int, steps: int, weight_decay: float = 0.0, grad_clip: float = 1.0):
     return optax.chain(optax.clip_by_global_norm(grad_clip),
                        optax.adamw(learning_rate(lr, warmup, steps), weight_decay=weight_decay))
+
+
+# The counts and rates of each trainer's config section, as (key, kind, low, high): checked
+# before anything is built, so a bad value is one line naming its key, not an error deep inside.
+SETTINGS = {
+    "train": [("steps", "int", 1, None), ("batch_size", "int", 1, None), ("lr", "float", 1e-12, None),
+              ("warmup", "int", 0, None), ("weight_decay", "float", 0, None), ("grad_clip", "float", 1e-12, None),
+              ("ema_decay", "float", 0, 1), ("nonfinite_skips", "int", 0, None), ("log_every", "int", 1, None),
+              ("checkpoint_every", "int", 1, None), ("sample_every", "int", 0, None)],
+    "ae_train": [("steps", "int", 1, None), ("batch_size", "int", 1, None), ("lr", "float", 1e-12, None),
+                 ("kl_weight", "float", 0, None), ("decoder_steps", "int", 0, None),
+                 ("decoder_batch_size", "int", 1, None), ("decoder_lr", "float", 1e-12, None),
+                 ("warmup", "int", 0, None), ("log_every", "int", 1, None), ("checkpoint_every", "int", 1, None)],
+}
+
+
+def check_settings(cfg: ConfigDict, section: str):
+    """A one-line ValueError or TypeError naming the first of `cfg.<section>`'s settings that is
+    out of range ("train.batch_size must be an integer >= 1; got 0"), and `keep_checkpoints`."""
+    for key, kind, low, high in SETTINGS[section]:
+        check = validate.integer if kind == "int" else validate.number
+        check(f"{section}.{key}", cfg[section][key], low, high)
+    validate.integer("keep_checkpoints", cfg.keep_checkpoints, 1)
 
 
 def trainable(pattern: str):
