@@ -7,6 +7,15 @@ compiled step, and model FLOPs per step. Compiles only: nothing is allocated or 
         --out benchmarks/bench_memory.json
 
 Each --mesh is data,fsdp,tensor,sequence; the batch is one video per batch shard (data x fsdp).
+With --device_gib M, the last line answers "what fits devices of M GiB": of the rows whose
+parameters, optimizer state and activations fit, the one that recomputes least (remat none,
+then dots, then full), and the least memory among those; e.g. DiT-B at 17x256x256 on 8
+devices of 16 GiB:
+
+    python scripts/bench_memory.py --config configs/base.py --config.dit.size=B \
+        --frames 17 --height 256 --width 256 --mesh 1,8,1,1 --mesh 1,2,1,4 \
+        --remat dots --remat full --device_gib 16 --out benchmarks/bench_memory_fit.json
+
 Rows are printed with ratios to the first row (the baseline), next to the ratio that
 parameters and optimizer state would have if every one of them split over fsdp x tensor. By default the programs are
 compiled for --cpu_devices fake CPU devices, so any mesh can be measured on one machine;
@@ -29,7 +38,10 @@ flags.DEFINE_integer("frames", 17, "Video frames.")
 flags.DEFINE_integer("height", 256, "Video height.")
 flags.DEFINE_integer("width", 256, "Video width.")
 flags.DEFINE_integer("cpu_devices", 8, "Fake CPU devices to compile for; 0 = the real devices.")
+flags.DEFINE_float("device_gib", None, "Memory per device, GiB: name the setting that fits best.")
 flags.DEFINE_string("out", None, "Write the rows as JSON here.")
+
+REMAT_COST = {"none": 0, "dots": 1, "full": 2}  # how much of the forward pass the backward recomputes
 
 
 def main(_):
@@ -69,11 +81,28 @@ def main(_):
                   f"{row['flops_per_step'] / 1e12:.2f} TFLOP per step | vs first row: params+optimizer "
                   f"x{state / base_state:.3f} (fully sharded: x{1 / (sizes['fsdp'] * sizes['tensor']):.3f}), activations "
                   f"x{row['activation_bytes'] / base['activation_bytes']:.3f}", flush=True)
+    if f.device_gib:
+        print(fitting(rows, f.device_gib))
     if f.out:
         with open(f.out, "w") as out:
             json.dump({"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
                        "jax": jax.__version__, "frames": f.frames, "height": f.height, "width": f.width,
                        "rows": rows}, out, indent=2)
+
+
+def fitting(rows: list[dict], device_gib: float) -> str:
+    """The measured setting that fits `device_gib` per device and recomputes least, said in a line."""
+    total = lambda r: r["params_bytes"] + r["optimizer_bytes"] + r["activation_bytes"]  # noqa: E731
+    name = lambda r: f"mesh {','.join(str(v) for v in r['mesh'].values())} remat={r['remat']}"  # noqa: E731
+    fits = sorted((r for r in rows if total(r) <= device_gib * 2**30), key=lambda r: (REMAT_COST[r["remat"]], total(r)))
+    if not fits:
+        least = min(rows, key=total)
+        return (f"nothing measured fits {device_gib:g} GiB per device; the least is {name(least)} at "
+                f"{total(least) / 2**30:.1f} GiB: try more devices, a larger fsdp or sequence axis, remat=full or bf16")
+    best = fits[0]
+    return (f"fits {device_gib:g} GiB per device: {name(best)}, {total(best) / 2**30:.1f} GiB "
+            f"(params {best['params_bytes'] / 2**30:.1f}, optimizer {best['optimizer_bytes'] / 2**30:.1f}, "
+            f"activations {best['activation_bytes'] / 2**30:.1f}); {len(fits)} of {len(rows)} settings fit")
 
 
 if __name__ == "__main__":

@@ -165,14 +165,15 @@ def test_remat_recomputes_without_changing_gradients(live_model, remat):
 
 def test_remat_policies_keep_less_for_the_backward_pass():
     """XLA's temporary memory of the compiled gradient: dots keeps the projections' outputs
-    only, full keeps only each block's input."""
+    only, full keeps only each block's input. (Without remat the blocks are unrolled, which
+    XLA schedules in less memory than the rolled loop: 1.7x dots' here, not 2x as rolled.)"""
     z, t, text, mask = inputs(b=4, thw=(3, 8, 8))
     temp = {}
     for remat in ("none", "dots", "full"):
         graphdef, state = nnx.split(make_live(remat=remat))
         grad = jax.jit(lambda s: nnx.grad(lambda m: jnp.mean(call(m, z, t, text, mask) ** 2))(nnx.merge(graphdef, s)))
         temp[remat] = grad.lower(state).compile().memory_analysis().temp_size_in_bytes
-    assert temp["none"] > 2 * temp["dots"] and temp["dots"] > temp["full"], temp
+    assert temp["none"] > 1.5 * temp["dots"] and temp["dots"] > temp["full"], temp
 
 
 def test_unknown_precision_and_remat():

@@ -92,6 +92,9 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
         if out[1].endswith("bench_sample.py"):  # the tiny model, and its JSON away from the repository
             out += ["--checkpoint", os.path.join(tmp, "dit")] * ("--checkpoint" not in out) + ["--repeats", "1"]
             out += ["--out", os.path.join(tmp, "bench_sample.json")] * ("--out" not in out)
+        if out[1].endswith("bench_peer.py"):  # sora_lite's side at tiny size (no peer environment here)
+            i = out.index("--peer_python")
+            out = out[:i] + out[i + 2:] + ["--cases", "tiny:5x16x16:2", "--steps", "1"]
         if out[1].endswith("evaluate_frames.py"):  # its tasks need 17 frames; two reference clips
             out[out.index("--shapes") + 1] = "17x16x16"
             out += ["--clips", "2"]
@@ -126,7 +129,7 @@ def test_every_documented_command_is_recognised():
 def group(command: str) -> str:
     """Which test runs a command: commands that share files (a workdir that one trains and the
     next reads) run in one, in order; the groups run in parallel (pytest-xdist, a file each)."""
-    if re.search(r"runs/camera|--checkpoint camera|bench_(memory|mixture|train)\.py", command):
+    if re.search(r"runs/camera|--checkpoint camera|bench_(memory|mixture|train|peer)\.py", command):
         return "camera_and_benchmarks"  # the camera model's chain; benchmarks of untrained models
     if re.search(r"--workdir |--checkpoint runs/|init_from=|bench_sample\.py|plot_metrics\.py", command):
         return "training"  # the default model's chain, fine-tuning it, and what reads them

@@ -88,3 +88,21 @@ def test_frame_tasks_return_a_video_or_one_line(pipe, image, dtype, frames, stre
     _one_line(lambda: pipe.image_to_video([PROMPT], x, num_frames=frames, steps=1), _video(1, frames, 16, 16))
     clip = x[:, None] if isinstance(x, np.ndarray) and x.ndim == 4 else x
     _one_line(lambda: pipe.edit([PROMPT], clip, strength=strength, steps=1), _video(1, 1, 16, 16))
+
+
+@SETTINGS
+@given(clip=st.one_of(st.sampled_from([(1, 1, 16, 16, 3), (1, 4, 16, 16, 3), (1, 5, 16, 16, 3), (2, 1, 16, 16, 3),
+                                       (1, 1, 16, 24, 3), (1, 1, 16, 16), (1, 0, 16, 16, 3)]), _anything()),
+       dtype=st.sampled_from([np.uint8, np.uint8, np.float32]), frames=st.one_of(st.sampled_from([5, 4]), _anything()),
+       backward=st.booleans(), prompts=st.one_of(st.sampled_from([[PROMPT], [PROMPT, PROMPT], [], PROMPT]), _anything()))
+def test_extend_connect_interpolate_and_story_return_a_video_or_one_line(pipe, clip, dtype, frames, backward, prompts):
+    x = np.zeros(clip, dtype) if isinstance(clip, tuple) else clip
+    valid_frames = frames if isinstance(frames, int) and not isinstance(frames, bool) else -1
+    _one_line(lambda: pipe.extend([PROMPT], x, num_frames=frames, backward=backward, steps=1),
+              _video(1, valid_frames, *(x.shape[2:4] if isinstance(x, np.ndarray) and x.ndim == 5 else (0, 0))))
+    _one_line(lambda: pipe.connect([PROMPT], x, x, num_frames=frames, steps=1),
+              lambda out: _video(1, valid_frames, *out.shape[2:4])(out))
+    _one_line(lambda: pipe.interpolate([PROMPT], x, num_frames=frames, steps=1),
+              lambda out: _video(1, valid_frames, *out.shape[2:4])(out))
+    _one_line(lambda: pipe.story(prompts, frames_per_scene=frames, steps=1),
+              lambda out: _video(1, (1 if isinstance(prompts, str) else len(prompts)) * valid_frames, *out.shape[2:4])(out))
