@@ -129,8 +129,10 @@ def test_every_documented_command_is_recognised():
 def group(command: str) -> str:
     """Which test runs a command: commands that share files (a workdir that one trains and the
     next reads) run in one, in order; the groups run in parallel (pytest-xdist, a file each)."""
-    if re.search(r"runs/camera|--checkpoint camera|bench_(memory|mixture|train|peer)\.py", command):
-        return "camera_and_benchmarks"  # the camera model's chain; benchmarks of untrained models
+    if re.search(r"runs/camera|--checkpoint camera", command):
+        return "camera"  # the camera model's chain
+    if re.search(r"bench_(memory|mixture|train|peer)\.py", command):
+        return "benchmarks"  # of untrained models
     if re.search(r"--workdir |--checkpoint runs/|init_from=|bench_sample\.py|plot_metrics\.py", command):
         return "training"  # the default model's chain, fine-tuning it, and what reads them
     return "shipped_models"  # sora-lite and scripts on the shipped models; data tools

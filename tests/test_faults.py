@@ -96,7 +96,7 @@ def test_a_failed_save_stops_with_one_line_and_leaves_the_previous_checkpoint(ti
 
 
 def test_sampling_while_training_saves_reads_the_newest_complete_step(tiny_run, tmp_path, train_script):
-    end = START + 40
+    end = START + 16
     argv, workdir = _copy_run(tiny_run, tmp_path, train_script, f"--config.train.steps={end}",
                               "--config.train.checkpoint_every=1", "--config.keep_checkpoints=100")
     ckpt = str(workdir / "checkpoints")
