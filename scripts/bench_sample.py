@@ -5,9 +5,9 @@
 
 In-process: the first `generate` call (tracing + XLA compilation + one run) minus a warm
 call is the compile time; the warm time is the median over `--repeats` calls divided by
-`--batch`. Fresh process: `sora-lite generate` run twice with the same temporary HOME,
-so the first run starts with an empty persistent compilation cache
-(`~/.cache/sora_lite/jax`) and the second finds the programs the first one stored.
+`--batch`. Fresh process: `sora-lite generate` run twice with the same new persistent
+compilation cache (JAX_COMPILATION_CACHE_DIR in a temporary folder), so the first run starts
+with it empty and the second finds the programs the first one stored.
 """
 
 import argparse
@@ -44,12 +44,12 @@ def in_process(args) -> dict:
 
 
 def fresh_process(args) -> dict:
-    """Wall time of two `sora-lite generate` runs sharing one temporary HOME."""
+    """Wall time of two `sora-lite generate` runs sharing one compilation cache, empty at first."""
     exe = shutil.which("sora-lite")
     cmd = [exe] if exe else [sys.executable, "-m", "sora_lite.cli"]
     runs = []
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, HOME=home)
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(home, "jax_cache"))
         out = os.path.join(home, "bench.gif")
         argv = cmd + ["generate", PROMPTS[0], "--out", out, "--frames", str(args.frames),
                       "--height", str(args.height), "--width", str(args.width)]

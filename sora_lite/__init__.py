@@ -24,9 +24,11 @@ from sora_lite.pipeline import Pipeline  # noqa: E402
 
 
 def enable_compilation_cache():
-    """Persist compiled programs in ~/.cache/sora_lite/jax: a second process skips XLA compilation.
-    (Here, not in training.py, so that `sora-lite generate` does not import the input pipeline.)"""
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/sora_lite/jax"))
+    """Persist compiled programs in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/sora_lite/jax: a second
+    process skips XLA compilation. (Here, not in training.py, so that `sora-lite generate` does
+    not import the input pipeline.)"""
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.expanduser("~/.cache/sora_lite/jax")
+    jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 

@@ -104,7 +104,7 @@ def speed(step: Step, steps: int, warmup: int = 2) -> dict:
     model, opt, ema = train_dit.init_train_state(step.cfg, step.mesh)
     state = nnx.state((model, opt, ema))
     _, progress, batch, table, ae, rng, _ = step.abstract_args()
-    ae = jax.device_put(nnx.state(autoencoder.build_autoencoder(step.cfg)), step.replicated)  # unused: text-to-video
+    ae = jax.tree.map(lambda x: jax.device_put(np.zeros(x.shape, x.dtype), x.sharding), ae)  # unused: text-to-video
     progress = jax.device_put(dict.fromkeys(progress, np.int32(0)), step.replicated)
     noise = np.random.default_rng(0).normal(size=batch["latent"].shape).astype(np.float32)
     batch = {"latent": jax.device_put(noise, batch["latent"].sharding),

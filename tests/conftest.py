@@ -20,13 +20,23 @@ if ROOT not in sys.path:  # `configs` is a top-level package next to sora_lite
 import pytest  # noqa: E402
 
 
+def run_root(tmp_path_factory):
+    """This test run's folder that all pytest-xdist workers share."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-    """One persistent compilation cache for the session: the many tiny training runs compile the
-    same programs (as a user's reruns do from ~/.cache/sora_lite)."""
+    """One persistent compilation cache for the whole run, workers and the scripts they start
+    included: the many tiny runs compile the same programs (as a user's reruns do from
+    ~/.cache/sora_lite). A size limit makes JAX lock the folder, so concurrent writers are safe."""
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(run_root(tmp_path_factory) / "jax_cache")
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_compilation_cache_max_size", 8 << 30)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
@@ -58,8 +68,7 @@ def tiny_run(data_dir, tmp_path_factory):
 
     from sora_lite import train_autoencoder, train_dit
 
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny_run"  # this run's, all workers'
+    root = run_root(tmp_path_factory) / "tiny_run"
     ae_dir, dit_dir = str(root / "ae"), str(root / "dit")
     cfg = tiny_config(data_dir, ae_dir)  # this worker's data dir: latents are keyed by content, not place
     with FileLock(str(root) + ".lock"):
