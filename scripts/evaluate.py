@@ -26,7 +26,7 @@ from sora_lite.shapes import parse_shape
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="a shipped model (default, camera), a training workdir or an exported model")
+    parser.add_argument("--checkpoint", default=None, help="a shipped model (default, distilled, camera), a training workdir or an exported model")
     parser.add_argument("--dataset", default=None, choices=("moving_shapes", "camera_moves"),
                         help="score on this data set's prompts (default: what the model trained on)")
     parser.add_argument("--shapes", default=None, help="FRAMESxHEIGHTxWIDTH,... (default: the model's mixture)")

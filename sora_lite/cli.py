@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--model", "--checkpoint", dest="checkpoint", default=None,
-                       help="a shipped model (default, camera) or a training workdir / checkpoint dir")
+                       help="a shipped model (default, distilled, camera) or a training workdir / checkpoint dir")
     sub.add_parser("words", help="the words the shipped model's captions trained on")
     return parser
 
@@ -199,13 +199,16 @@ def _lost_process(error: Exception) -> str | None:
 
 
 def _exit(code: int):
-    """Exit with `code`; in a multi-process run at once: jax.distributed's exit barrier would wait
-    for a process that is gone, then abort."""
+    """Exit with `code` after the one line: in a multi-process run at once (jax.distributed's exit
+    barrier would wait for a process that is gone, then abort); else with stderr closed first, so
+    that what a failed save's threads (tensorstore) still print while Python shuts down does not
+    follow the line."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     jax = sys.modules.get("jax")
     if jax is not None and jax.distributed.is_initialized():
-        sys.stdout.flush()
-        sys.stderr.flush()
         os._exit(code)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
     sys.exit(code)
 
 

@@ -45,12 +45,14 @@ def drop_captions(key, cond, null_text, null_mask, rate: float):
     return cond._replace(text=text, mask=mask)
 
 
-def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None):
-    """Mean squared error between predicted and true velocity at random (t, noise), over the
-    latent frames `weights` [B, t] counts (default: all; given frames are not generated)."""
+def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None):
+    """Mean squared error between predicted and true velocity at random t and random `noise` (or
+    the noise given: x0 is its sample, distill.py), over the latent frames `weights` [B, t]
+    counts (default: all; given frames are not generated)."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
     t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
-    noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
+    if noise is None:
+        noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
     cond = drop_captions(k_drop, cond, null_text, null_mask, cfg.caption_dropout)
     v = model(add_noise(x0, noise, t), t, cond)
     err = jnp.mean(jnp.square(v.astype(jnp.float32) - velocity_target(x0, noise)), axis=(2, 3, 4))  # [B, t]

@@ -23,8 +23,9 @@ from sora_lite.dit import SIZES, DiT, build_dit
 from sora_lite.text import TextEncoder
 from sora_lite.video import to_model, to_uint8
 
-# The shipped models by name: Moving Shapes with frames as prompts, and Camera Moves.
-MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "camera")}
+# The shipped models by name: Moving Shapes with frames as prompts, the same distilled to a few
+# steps without guidance (text-to-video), and Camera Moves.
+MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "distilled", "camera")}
 
 
 def model_path(model: str | None) -> str:
@@ -111,7 +112,7 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, mesh: jax.sharding.Mesh | None = None) -> "Pipeline":
-        """A shipped model by name ("default", "camera"; None: the default), or a training workdir
+        """A shipped model by name ("default", "distilled", "camera"; None: the default), or a training workdir
         or checkpoint directory; on `mesh` if given."""
         directory = checkpoint.directory(model_path(model))
         cfg, _ = checkpoint.read_config(directory, "dit")
@@ -250,6 +251,7 @@ class Pipeline:
         latent_shape = latent_grid(self.cfg, num_frames, height, width)
         admit(self.cfg, len(prompts), shape, self.mesh)
         shift = diffusion.timestep_shift(num_tokens(self.cfg, num_frames, height, width), self.cfg.diffusion.base_tokens)
+        guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
         count = len(prompts)
         key = jax.random.key(seed)
         x = np.stack([jax.random.normal(jax.random.fold_in(key, i), latent_shape) for i in range(count)])

@@ -28,10 +28,12 @@ def guided_velocity(model, x, t, cond, null_text, null_mask, scale: float):
     return v_uncond + scale * (v_cond - v_uncond)
 
 
-def sample(model, noise, cond, null_text, null_mask, steps: int, guidance: float, shift: float, start: float = 1.0):
+def sample(model, noise, cond, null_text, null_mask, steps: int, guidance: float | None, shift: float,
+           start: float = 1.0):
     """Integrate the velocity field from x at time `start` (1: pure noise [B, t, h, w, C]; less:
     a noised latent, SDEdit) to a latent at t=0, in `steps` steps of the shifted grid. Latent
-    frames wholly given (`cond.frames`) are held at their given latent, noised to each time."""
+    frames wholly given (`cond.frames`) are held at their given latent, noised to each time.
+    `guidance` None: the conditional velocity alone (scale 1), one forward pass a step, not two."""
     ts = start * time_grid(steps, shift)
     held = None if cond.frames is None else conditioning.held(cond.frames)  # (latent, keep)
     # The weights ride in the loop carry: NNX modules must live at the loop body's trace level.
@@ -39,7 +41,11 @@ def sample(model, noise, cond, null_text, null_mask, steps: int, guidance: float
 
     def body(i, carry):
         x, state = carry
-        v = guided_velocity(nnx.merge(graphdef, state), x, ts[i], cond, null_text, null_mask, guidance)
+        model = nnx.merge(graphdef, state)
+        if guidance is None:
+            v = model(x, jnp.full(x.shape[:1], ts[i]), cond)
+        else:
+            v = guided_velocity(model, x, ts[i], cond, null_text, null_mask, guidance)
         x = euler_step(x, v, ts[i], ts[i + 1])
         if held is not None:
             latent, keep = held

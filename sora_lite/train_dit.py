@@ -13,7 +13,6 @@ Rerunning the same command resumes exactly: batches are a pure function of (seed
 The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
 """
 
-import hashlib
 import json
 import math
 import os
@@ -32,32 +31,12 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from sora_lite import autoencoder, camera_metrics, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
-from sora_lite import training
+from sora_lite import distill, training
 from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
 from sora_lite.dit import build_dit
 from sora_lite.pipeline import Pipeline, num_tokens
 from sora_lite.text import TextEncoder
-
-
-def _fingerprint(*parts) -> str:
-    h = hashlib.sha1()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
-def _cached(path: str, compute) -> dict:
-    """The arrays saved at `path`, or `compute()` saved there first. Every process computes the
-    same arrays; each writes its own temporary file and renames it, so a reader never sees half."""
-    if os.path.exists(path):
-        return dict(np.load(path))
-    arrays = compute()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{jax.process_index()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return arrays
 
 
 @nnx.jit
@@ -69,7 +48,7 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
     """{"latent": [n, t, h, w, C], "subject": [n]} of every training clip of `entry`: the frozen
     encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
     weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(ae)))
-    key = _fingerprint(weights, cfg.ae.to_dict(), *data.identity(cfg.data, entry))
+    key = training.fingerprint(weights, cfg.ae.to_dict(), *data.identity(cfg.data, entry))
 
     def compute():
         latents, subjects = [], []
@@ -80,7 +59,7 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
             subjects.append(batch["subject"])
         return {"latent": np.concatenate(latents), "subject": np.concatenate(subjects)}
 
-    return _cached(os.path.join(workdir, "latents", f"{entry}-{key}.npz"), compute)
+    return training.cached(os.path.join(workdir, "latents", f"{entry}-{key}.npz"), compute)
 
 
 def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str) -> dict:
@@ -89,7 +68,7 @@ def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str
     caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached under a
     key of the captions."""
     table = [c for row in rows for c in row]
-    key = _fingerprint(table, text_encoder.max_len)
+    key = training.fingerprint(table, text_encoder.max_len)
 
     def compute():
         text, mask = zip(*(text_encoder(table[i : i + 256]) for i in range(0, len(table), 256)))
@@ -97,7 +76,7 @@ def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str
         return {"text": np.concatenate(text), "mask": np.concatenate(mask),
                 "null_text": null_text[0], "null_mask": null_mask[0]}
 
-    arrays = _cached(os.path.join(workdir, "latents", f"captions-{key}.npz"), compute)
+    arrays = training.cached(os.path.join(workdir, "latents", f"captions-{key}.npz"), compute)
     s, k = len(rows), len(rows[0])
     return {**arrays, "text": arrays["text"].reshape(s, k, *arrays["text"].shape[1:]),
             "mask": arrays["mask"].reshape(s, k, -1)}
@@ -147,7 +126,8 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
     """The DiT step as a pure function, to be jitted with donation and out_shardings:
     (state, progress, batch, table, ae_state, rng, step) -> (state, progress, (loss, grad_norm)),
     with batch = {"latent": [B, t, h, w, C], "subject": [B]} (and, when frames are given,
-    "video" [B, T, H, W, 3]), `table` a `caption_table` and `ae_state` the frozen autoencoder's.
+    "video" [B, T, H, W, 3]; when distilling, the "noise" [B, t, h, w, C] and "caption" [B] that
+    each latent was sampled from), `table` a `caption_table` and `ae_state` the frozen autoencoder's.
 
     `state` is nnx.state((raw weights, optimizer, EMA)) of `graphdef`. A step whose loss or
     gradient norm is not finite leaves the state as it was and is counted in `progress`; the
@@ -159,7 +139,8 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
     def train_step(state, progress, batch, table, ae_state, rng, step):
         latent, subject = batch["latent"], batch["subject"]  # [B, t, h, w, C], [B]
         k_loss, k_caption, k_frames = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(rng), step), 3)
-        pick = jax.random.randint(k_caption, subject.shape, 0, table["text"].shape[1])  # [B] caption of each
+        pick = batch["caption"] if "caption" in batch else (  # [B] the caption of each: the one it was sampled
+            jax.random.randint(k_caption, subject.shape, 0, table["text"].shape[1]))  # with, or any of its subject's
         cond = Condition(table["text"][subject, pick], table["mask"][subject, pick])  # [B, L, E], [B, L]
         weights = None
         if kinds is not None:
@@ -170,7 +151,7 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
         tokens = math.prod(patchify.grid_shape(latent.shape[1:4], tuple(cfg.dit.patch)))
         shift = diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens)  # this shape's own
         loss_fn = lambda m: diffusion.loss(m, latent, cond, table["null_text"], table["null_mask"],  # noqa: E731
-                                           k_loss, cfg.diffusion, shift, weights)
+                                           k_loss, cfg.diffusion, shift, weights, batch.get("noise"))
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, training.trainable(cfg.train.trainable)))
         loss, grads = grad_fn(nnx.merge(graphdef, state)[0])
         grad_norm = optax.tree.norm(grads)
@@ -199,6 +180,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
     training.check_settings(cfg, "train")
+    distill.check(cfg)
     kinds = condition_weights(cfg)
     ae = autoencoder.load_autoencoder(tc.autoencoder or tc.init_from)  # a DiT model carries its own
     cfg = ConfigDict(cfg.to_dict())
@@ -211,8 +193,12 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
 
     mesh = sharding.make_mesh(cfg.mesh, devices)
     replicated = NamedSharding(mesh, P())
-    rows = data.caption_rows(cfg.data)
-    table = jax.device_put(caption_table(text_encoder, rows, workdir), replicated)
+    tokens = [num_tokens(cfg, *e.shape) for e in entries]
+    sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
+    table = caption_table(text_encoder, data.caption_rows(cfg.data), workdir)
+    if tc.distill_pairs:  # the teacher's samples, with their noise, in place of the data's latents
+        latents = distill.mixture_pairs(cfg, entries, latents, sizes, table, workdir)
+    table = jax.device_put(table, replicated)
     model, opt, ema = init_train_state(cfg, mesh)
     # Besides weights and optimizer, a checkpoint holds where the run's randomness and data
     # stand: the base RNG key (step keys fold the step into it), the index of the next batch,
@@ -255,8 +241,6 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     logger = training.Logger(workdir, start)
     lr = training.learning_rate(tc.lr, tc.warmup, tc.steps)
     pipe = Pipeline(ema, ae, cfg, text_encoder, mesh)  # samples on the training mesh
-    tokens = [num_tokens(cfg, *e.shape) for e in entries]
-    sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
     choices = data.schedule([e.weight for e in entries], cfg.seed, tc.steps)
     sources = [ArraySource(a, data.clips(cfg.data, "train", e) if kinds else None) for a, e in zip(latents, entries)]
     batches = data.MixtureBatches([grain.MapDataset.source(s) for s in sources], sizes, choices,

@@ -1,9 +1,10 @@
-"""What both trainers share: the optimizer, the metrics log, the non-finite policy, the
+"""What both trainers share: arrays cached by what made them, the optimizer, the metrics log, the non-finite policy, the
 shape mixture's checks and batch sizes, and one compiled step per shape.
 
 The trainers themselves: `train_autoencoder.py` (the VAE) and `train_dit.py` (the DiT).
 """
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +29,27 @@ from sora_lite import video as video_io
 from sora_lite.pipeline import latent_grid
 
 
+def fingerprint(*parts) -> str:
+    """A short hash of bytes and JSON-able values: the key of arrays computed from them."""
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def cached(path: str, compute) -> dict:
+    """The arrays saved at `path`, or `compute()` saved there first. Every process computes the
+    same arrays; each writes its own temporary file and renames it, so a reader never sees half."""
+    if os.path.exists(path):
+        return dict(np.load(path))
+    arrays = compute()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{jax.process_index()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
 def learning_rate(lr: float, warmup: int, steps: int):
     """The schedule: linear warmup to `lr`, then cosine decay to lr / 10 at `steps`."""
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1)
@@ -44,7 +66,8 @@ SETTINGS = {
     "train": [("steps", "int", 1, None), ("batch_size", "int", 1, None), ("lr", "float", 1e-12, None),
               ("warmup", "int", 0, None), ("weight_decay", "float", 0, None), ("grad_clip", "float", 1e-12, None),
               ("ema_decay", "float", 0, 1), ("nonfinite_skips", "int", 0, None), ("log_every", "int", 1, None),
-              ("checkpoint_every", "int", 1, None), ("sample_every", "int", 0, None)],
+              ("checkpoint_every", "int", 1, None), ("sample_every", "int", 0, None),
+              ("distill_pairs", "int", 0, None)],
     "ae_train": [("steps", "int", 1, None), ("batch_size", "int", 1, None), ("lr", "float", 1e-12, None),
                  ("kl_weight", "float", 0, None), ("decoder_steps", "int", 0, None),
                  ("decoder_batch_size", "int", 1, None), ("decoder_lr", "float", 1e-12, None),

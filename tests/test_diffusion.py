@@ -114,3 +114,13 @@ def test_loss_counts_only_the_weighted_latent_frames():
     without_1 = F.loss(wrong_at_frame_1, x0, cond, *null, key, cfg, 1.0, jnp.array([[1.0, 0.0, 1.0]] * 2))
     only_1 = F.loss(wrong_at_frame_1, x0, cond, *null, key, cfg, 1.0, jnp.array([[0.0, 1.0, 0.0]] * 2))
     assert float(without_1) < 10 < float(every) < float(only_1)
+
+
+def test_loss_with_given_noise_targets_that_noise():
+    """Distillation pairs: x0 is the sample of a known noise, and the target is their line."""
+    x0, noise = _pair((4, 1, 2, 2, 3))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0))
+    cond, null = Condition(jnp.zeros((4, 2, 4)), jnp.ones((4, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
+    line = lambda xt, t, c: noise - x0  # noqa: E731  the straight path's velocity
+    assert float(F.loss(line, x0, cond, *null, jax.random.key(0), cfg, 1.0, noise=noise)) < 1e-10
+    assert float(F.loss(line, x0, cond, *null, jax.random.key(1), cfg, 1.0)) > 0.5  # fresh noise: another line

@@ -95,6 +95,22 @@ def test_sample_matches_a_python_loop():
     np.testing.assert_allclose(out, x, rtol=1e-5, atol=1e-5)
 
 
+def test_no_guidance_is_scale_one_in_one_forward_pass():
+    calls = []
+
+    class Counting(TextShift):
+        def __call__(self, x, t, cond):
+            calls.append(x.shape[0])
+            return super().__call__(x, t, cond)
+
+    noise = jax.random.normal(jax.random.key(2), (2, 1, 2, 2, 3))
+    cond, null_text, null_mask = _text()
+    unguided = sampler.sample(Counting(), noise, cond, null_text, null_mask, 3, None, 1.5)
+    assert calls == [2]  # traced once in the loop, at the batch's own size: no unconditional half
+    guided = sampler.sample(TextShift(), noise, cond, null_text, null_mask, 3, 1.0, 1.5)
+    np.testing.assert_allclose(unguided, guided, rtol=1e-5, atol=1e-5)
+
+
 def test_wholly_given_latent_frames_are_held_at_their_noised_latent():
     """The given latent frame ends exactly at its latent; the others follow the model."""
     noise = jax.random.normal(jax.random.key(4), (2, 3, 2, 2, 3))

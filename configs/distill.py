@@ -1,0 +1,18 @@
+"""The default model distilled to 4 sampling steps without guidance (sora_lite/distill.py: reflow
+on the default model's own samples, 25 guided steps each); 2-core CPU.
+
+python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default
+python scripts/export.py --workdir runs/distilled --out sora_lite/assets/distilled/checkpoints
+Wall time and figures: sora_lite/assets/distilled/MODEL_CARD.md.
+"""
+
+from configs import shapes
+
+
+def get_config():
+    c = shapes.get_config()
+    # Pairs split over the mixture by weight; a small learning rate: the student starts as the teacher.
+    c.train.update(distill_pairs=4096, lr=1e-4, warmup=100, steps=2500, sample_every=0)
+    c.diffusion.caption_dropout = 0.0  # sampled with the text alone: no unconditional velocity to learn
+    c.sample.update(steps=4, guidance=1.0)
+    return c

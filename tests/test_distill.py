@@ -1,0 +1,54 @@
+"""Few-step distillation (distill.py): the student learns the teacher's own samples of known noise."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from sora_lite import Pipeline, data, diffusion, distill, train_dit
+from sora_lite.conditioning import Condition
+from sora_lite.pipeline import num_tokens
+from sora_lite.text import TextEncoder
+
+
+def test_a_distillation_run_trains_on_the_teachers_samples_of_their_noise(tiny_run, tmp_path):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], distill_pairs=24, steps=2)
+    cfg.diffusion.caption_dropout = 0.0
+    cfg.sample.update(steps=2, guidance=1.0)
+    workdir = str(tmp_path / "student")
+    train_dit.train(cfg, workdir)
+
+    paths = sorted(glob.glob(os.path.join(workdir, "latents", "teacher-*.npz")))
+    assert [os.path.basename(p).split("-")[1] for p in paths] == ["1x16x32", "5x16x16"]  # one per mixture entry
+    pairs = dict(np.load(paths[1]))
+    n = len(pairs["latent"])
+    assert n == 18 and {k: len(v) for k, v in pairs.items()} == dict.fromkeys(("latent", "noise", "subject", "caption"), n)
+
+    # Each latent is the teacher's sample (its steps and guidance) of its noise and caption.
+    teacher = Pipeline.from_pretrained(tiny_run["dit_dir"])
+    table = train_dit.caption_table(TextEncoder(cfg.text.max_len), data.caption_rows(cfg.data), workdir)
+    s, k = pairs["subject"][:2], pairs["caption"][:2]
+    shift = diffusion.timestep_shift(num_tokens(cfg, 5, 16, 16), cfg.diffusion.base_tokens)
+    again = distill._teacher_sample(teacher.dit, pairs["noise"][:2], Condition(table["text"][s, k], table["mask"][s, k]),
+                                    table["null_text"], table["null_mask"], teacher.cfg.sample.steps,
+                                    teacher.cfg.sample.guidance, shift)
+    np.testing.assert_allclose(again, pairs["latent"][:2], rtol=1e-4, atol=1e-4)
+    assert np.abs(pairs["latent"] - pairs["noise"]).mean() > 1e-5  # sampled (by a tiny model: a small move)
+
+    student = Pipeline.from_pretrained(workdir)  # samples with its own config: few steps, no guidance
+    assert (student.cfg.sample.steps, student.cfg.sample.guidance) == (2, 1.0)
+    assert student.generate(["a red circle moving left"]).shape == (1, 5, 16, 16, 3)
+
+
+@pytest.mark.parametrize("update,message", [
+    (dict(init_from=""), "train.distill_pairs needs a teacher: set --config.train.init_from"),
+    (dict(conditions=dict(first_frame=1.0)), "distillation learns text-to-video"),
+])
+def test_a_distillation_run_without_a_teacher_or_with_frames_is_one_line(tiny_run, update, message):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.train.update(distill_pairs=8, init_from=tiny_run["dit_dir"])
+    cfg.train.update(update)
+    with pytest.raises(ValueError, match=message):
+        train_dit.train(cfg, "/nonexistent")
