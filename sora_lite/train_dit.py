@@ -62,11 +62,11 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
     return training.cached(os.path.join(workdir, "latents", f"{entry}-{key}.npz"), compute)
 
 
-def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str) -> dict:
+def caption_table(text_encoder: TextEncoder, rows: list[list[str]], data_dir: str) -> dict:
     """The text encoder's states of every training caption, {"text": [S, K, L, E], "mask":
     [S, K, L]} for S subjects of K captions each (`rows`, data.caption_rows), plus the empty
-    caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached under a
-    key of the captions."""
+    caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached with the
+    data under a key of the captions, for every run on them."""
     table = [c for row in rows for c in row]
     key = training.fingerprint(table, text_encoder.max_len)
 
@@ -76,7 +76,7 @@ def caption_table(text_encoder: TextEncoder, rows: list[list[str]], workdir: str
         return {"text": np.concatenate(text), "mask": np.concatenate(mask),
                 "null_text": null_text[0], "null_mask": null_mask[0]}
 
-    arrays = training.cached(os.path.join(workdir, "latents", f"captions-{key}.npz"), compute)
+    arrays = training.cached(os.path.join(data_dir, "captions", f"captions-{key}.npz"), compute)
     s, k = len(rows), len(rows[0])
     return {**arrays, "text": arrays["text"].reshape(s, k, *arrays["text"].shape[1:]),
             "mask": arrays["mask"].reshape(s, k, -1)}
@@ -195,7 +195,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     replicated = NamedSharding(mesh, P())
     tokens = [num_tokens(cfg, *e.shape) for e in entries]
     sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
-    table = caption_table(text_encoder, data.caption_rows(cfg.data), workdir)
+    table = caption_table(text_encoder, data.caption_rows(cfg.data), cfg.data.dir)
     if tc.distill_pairs:  # the teacher's samples, with their noise, in place of the data's latents
         latents = distill.mixture_pairs(cfg, entries, latents, sizes, table, workdir)
     table = jax.device_put(table, replicated)

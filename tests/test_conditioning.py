@@ -57,14 +57,15 @@ def test_given_encodes_the_given_frames_and_folds_their_mask():
     mask = np.zeros((3, 9), bool)
     mask[1, 0] = True
     mask[2, [0, 6]] = True
-    out = np.asarray(C.given(ae, video, jnp.asarray(mask)))  # [B, t, h, w, C + 4]
+    given = nnx.jit(C.given)  # compiled once: op by op is slow
+    out = np.asarray(given(ae, video, jnp.asarray(mask)))  # [B, t, h, w, C + 4]
     assert out.shape == (3, 3, 2, 2, 4 + C.MASK_CHANNELS)
     assert not out[0].any()  # nothing given: all zero, exactly text-to-video
     np.testing.assert_array_equal(out[2, :, 0, 0, 4:], [[1, 1, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]])
     # Only given frames reach the latent: changing another frame changes nothing.
-    other = np.asarray(C.given(ae, video.at[2, 7].set(0.5), jnp.asarray(mask)))
+    other = np.asarray(given(ae, video.at[2, 7].set(0.5), jnp.asarray(mask)))
     np.testing.assert_array_equal(other[2], out[2])
-    moved = np.asarray(C.given(ae, video.at[2, 6].set(0.5), jnp.asarray(mask)))
+    moved = np.asarray(given(ae, video.at[2, 6].set(0.5), jnp.asarray(mask)))
     assert not np.allclose(moved[2, 2, ..., :4], out[2, 2, ..., :4])
 
 
