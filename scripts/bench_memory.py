@@ -63,7 +63,8 @@ def main(_):
                                  f"{jax.device_count()} (raise --cpu_devices)")
             meshes.append((mesh_flag, sizes, sharding.make_mesh(ConfigDict(sizes), jax.devices()[:math.prod(sizes.values())])))
     except ValueError as e:
-        sys.exit(f"bench_memory.py: error: {e}")
+        print(f"bench_memory.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
     rows = []
     for remat in f.remat or [f.config.dit.remat]:
         for mesh_flag, sizes, mesh in meshes:

@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import subprocess
-import sys
 
 # (DiT size, video frames x height x width, batch): the shipped size, 80 tokens x 32; DiT-S, 320 x 8.
 CASES = "cpu:17x32x32:32,S:17x64x64:8"
@@ -64,7 +63,7 @@ def main():
             frames, height, width = map(int, shape.split("x"))
             batch = int(batch)
         except ValueError:
-            sys.exit(f"bench_peer.py: error: --cases entry {case!r} is not SIZE:FRAMESxHEIGHTxWIDTH:BATCH")
+            parser.exit(2, f"bench_peer.py: error: --cases entry {case!r} is not SIZE:FRAMESxHEIGHTxWIDTH:BATCH\n")
         spec, mine = ours(size, frames, height, width, batch, args.steps)
         row = {"size": size, "shape": shape, "batch": batch, "tokens": mine.pop("tokens"), "sora_lite": mine}
         line = (f"DiT-{size} {row['tokens']} tokens x {batch}: train step {mine['train_step_s'] * 1e3:.0f} ms, "

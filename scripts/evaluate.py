@@ -18,7 +18,6 @@ default `evaluate.json` in the checkpoint's workdir (a shipped model's figures a
 """
 
 import argparse
-import sys
 
 from sora_lite import cli
 from sora_lite.shapes import parse_shape
@@ -63,7 +62,7 @@ def main():
         score = camera_metrics.evaluate_pipeline if name == "camera_moves" else metrics.evaluate_pipeline
         results = {"x".join(map(str, size)): score(pipe, *size, **kw) for size in sizes}
     except cli.USER_ERRORS as e:
-        sys.exit(f"evaluate.py: error: {e}")
+        parser.exit(2, f"evaluate.py: error: {e}\n")
     print(cli.eval_table(results))
     cli.write_results(args, results, "evaluate.json")
 

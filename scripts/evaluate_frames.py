@@ -14,7 +14,6 @@ printed only).
 """
 
 import argparse
-import sys
 
 from sora_lite import cli
 from sora_lite.shapes import parse_shape
@@ -58,7 +57,7 @@ def main():
             pipe, *size, seeds=tuple(args.seeds), tasks=tasks, clips=args.clips, steps=args.steps, guidance=args.guidance)
             for size in sizes}
     except cli.USER_ERRORS as e:
-        sys.exit(f"evaluate_frames.py: error: {e}")
+        parser.exit(2, f"evaluate_frames.py: error: {e}\n")
     print(table(results))
     cli.write_results(args, results, "evaluate_frames.json")
 

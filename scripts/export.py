@@ -4,7 +4,6 @@ python scripts/export.py --workdir runs/shapes --out sora_lite/assets/default/ch
 """
 
 import argparse
-import sys
 
 from sora_lite import checkpoint
 
@@ -16,5 +15,5 @@ if __name__ == "__main__":
     try:
         step = checkpoint.export(checkpoint.directory(args.workdir), args.out)
     except (checkpoint.CheckpointError, OSError) as e:
-        sys.exit(f"export.py: error: {e}")
+        parser.exit(2, f"export.py: error: {e}\n")
     print(f"exported step {step} of {args.workdir} to {args.out}")

@@ -8,7 +8,6 @@ average, the learning rate, and every evaluation accuracy the run logged
 """
 
 import argparse
-import sys
 
 from sora_lite import cli
 
@@ -24,7 +23,7 @@ def main():
 
         print(f"wrote {curves.plot(args.workdir, args.out, args.smooth)}")
     except (ImportError, *cli.USER_ERRORS) as e:
-        sys.exit(f"plot_metrics.py: error: {e}")
+        parser.exit(2, f"plot_metrics.py: error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Clip i is example i of the data set's `--split` (train by default) at `--shape`,
 """
 
 import argparse
-import sys
 
 from sora_lite import cli
 
@@ -34,7 +33,7 @@ def main():
         n = video_folder.write_folder(args.out, ((f"{i:06d}.{ext}", ex["video"], ex["caption"])
                                                  for i, ex in enumerate(examples)))
     except cli.USER_ERRORS as e:
-        sys.exit(f"write_clips.py: error: {e}")
+        parser.exit(2, f"write_clips.py: error: {e}\n")
     print(f"wrote {n} clips of {args.dataset} {args.split} at {args.shape} to {args.out}")
 
 
