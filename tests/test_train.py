@@ -114,9 +114,8 @@ def test_dit_logs_every_step_once(tiny_run):
     for r in rows:
         assert np.isfinite(r["loss"]) and r["loss"] > 0 and np.isfinite(r["grad_norm"]) and r["steps_per_s"] > 0
     assert _steps_on_disk(tiny_run["dit_dir"]) == list(range(cfg.train.checkpoint_every, cfg.train.steps + 1, cfg.train.checkpoint_every))
-    caches = os.listdir(os.path.join(tiny_run["dit_dir"], "latents"))  # one per mixture shape
+    caches = os.listdir(os.path.join(tiny_run["dit_dir"], "latents"))  # one per mixture shape (captions: with the data)
     assert sorted(n.split("-")[0] for n in caches) == sorted(str(e) for e in data.mixture(cfg.data))
-    assert any(n.startswith("captions-") for n in os.listdir(os.path.join(cfg.data.dir, "captions")))  # with the data
 
 
 def _restore_dit_run(workdir, cfg):
