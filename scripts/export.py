@@ -5,13 +5,14 @@ python scripts/export.py --workdir runs/shapes --out sora_lite/assets/default/ch
 
 import argparse
 
-from sora_lite import checkpoint
+from sora_lite import checkpoint, cli
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", required=True, help="a scripts/train.py workdir")
     parser.add_argument("--out", required=True, help="destination checkpoint directory (replaced)")
     args = parser.parse_args()
+    cli.quiet_libraries()
     try:
         step = checkpoint.export(checkpoint.directory(args.workdir), args.out)
     except (checkpoint.CheckpointError, OSError) as e:
