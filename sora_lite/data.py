@@ -12,7 +12,6 @@ batch has one shape and compiles once. Which entry a step takes and what it read
 pure function of `(seed, step)`, so resuming at a step needs no iterator state.
 """
 
-
 import grain
 import numpy as np
 from ml_collections import ConfigDict

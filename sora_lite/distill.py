@@ -8,6 +8,8 @@ sample, so a few Euler steps along it land where 25 guided steps did, with one f
 step instead of guidance's two. `configs/distill.py` trains it; its model card has the figures.
 """
 
+import os
+
 import jax
 import numpy as np
 from flax import nnx
@@ -24,11 +26,14 @@ def _teacher_sample(dit, noise, cond, null_text, null_mask, steps, guidance, shi
     return sampler.sample(dit, noise, cond, null_text, null_mask, steps, guidance, shift)
 
 
-def check(cfg: ConfigDict):
-    """A one-line ValueError for a distillation run without a teacher, or with given frames."""
-    if cfg.train.distill_pairs and not cfg.train.init_from:
+def check(cfg: ConfigDict, frames_given: bool):
+    """A one-line ValueError for a distillation run without a teacher, or with given frames
+    (`frames_given`: train.conditions weighs a kind other than none)."""
+    if not cfg.train.distill_pairs:
+        return
+    if not cfg.train.init_from:
         raise ValueError("train.distill_pairs needs a teacher: set --config.train.init_from to a trained DiT model")
-    if cfg.train.distill_pairs and any(cfg.train.conditions[k] for k in cfg.train.conditions if k != "none"):
+    if frames_given:
         raise ValueError("distillation learns text-to-video from the teacher's samples: set train.conditions "
                          "to none only")
 
@@ -39,8 +44,8 @@ def teacher_pairs(teacher: Pipeline, cfg: ConfigDict, entry: data.Entry, subject
     "subject": [n], "caption": [n]} for the clips' `subjects` of `entry`, each prompted with a
     random one of its captions (`table`, train_dit.caption_table); cached under a key of all these."""
     sc = teacher.cfg.sample
-    weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(teacher.dit)))
-    key = training.fingerprint(weights, sc.to_dict(), str(entry), subjects.tobytes(), table["text"].tobytes(), cfg.seed)
+    key = training.fingerprint(teacher.dit, sc.to_dict(), str(entry), subjects.tobytes(), table["text"].tobytes(),
+                               cfg.seed)
 
     def compute():
         rng = np.random.default_rng([cfg.seed, *entry.shape])
@@ -57,7 +62,7 @@ def teacher_pairs(teacher: Pipeline, cfg: ConfigDict, entry: data.Entry, subject
                                                       table["null_mask"], sc.steps, sc.guidance, shift)))
         return {"latent": np.concatenate(latents), "noise": noise, "subject": subjects, "caption": pick.astype(np.int32)}
 
-    return training.cached(f"{workdir}/latents/teacher-{entry}-{key}.npz", compute)
+    return training.cached(os.path.join(workdir, "latents", f"teacher-{entry}-{key}.npz"), compute)
 
 
 def mixture_pairs(cfg: ConfigDict, entries: list[data.Entry], latents: list[dict], sizes: list[int], table: dict,

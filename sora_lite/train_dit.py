@@ -47,8 +47,7 @@ def _encode(ae, video):
 def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict:
     """{"latent": [n, t, h, w, C], "subject": [n]} of every training clip of `entry`: the frozen
     encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
-    weights = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(ae)))
-    key = training.fingerprint(weights, cfg.ae.to_dict(), *data.identity(cfg.data, entry))
+    key = training.fingerprint(ae, cfg.ae.to_dict(), *data.identity(cfg.data, entry))
 
     def compute():
         latents, subjects = [], []
@@ -180,8 +179,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
     training.check_settings(cfg, "train")
-    distill.check(cfg)
     kinds = condition_weights(cfg)
+    distill.check(cfg, kinds is not None)
     ae = autoencoder.load_autoencoder(tc.autoencoder or tc.init_from)  # a DiT model carries its own
     cfg = ConfigDict(cfg.to_dict())
     cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it

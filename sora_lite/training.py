@@ -1,5 +1,5 @@
-"""What both trainers share: arrays cached by what made them, the optimizer, the metrics log, the non-finite policy, the
-shape mixture's checks and batch sizes, and one compiled step per shape.
+"""What both trainers share: arrays cached by what made them, the optimizer, the metrics log,
+the non-finite policy, the shape mixture's checks and batch sizes, and one compiled step per shape.
 
 The trainers themselves: `train_autoencoder.py` (the VAE) and `train_dit.py` (the DiT).
 """
@@ -30,9 +30,12 @@ from sora_lite.pipeline import latent_grid
 
 
 def fingerprint(*parts) -> str:
-    """A short hash of bytes and JSON-able values: the key of arrays computed from them."""
+    """A short hash of bytes, modules (their weights) and JSON-able values: the key of arrays
+    computed from them."""
     h = hashlib.sha1()
     for part in parts:
+        if isinstance(part, nnx.Module):
+            part = b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(nnx.state(part)))
         h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
