@@ -273,6 +273,7 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
     ("train.lr", float("nan"), "train.lr must be a finite number; got nan"),
     ("train.ema_decay", 1.5, "train.ema_decay must be a number between 0 and 1; got 1.5"),
     ("train.nonfinite_skips", -1, "train.nonfinite_skips must be an integer >= 0; got -1"),
+    ("train.distill_pairs", -1, "train.distill_pairs must be an integer >= 0; got -1"),
     ("keep_checkpoints", 0, "keep_checkpoints must be an integer >= 1; got 0"),
 ])
 def test_bad_training_settings_are_one_line_naming_the_key(tiny_run, key, value, message):
