@@ -176,11 +176,9 @@ def run_script(main):
     try:
         main(argv)
     except USER_ERRORS as e:
-        print(f"{prog}: error: {_lost_process(e) or e}", file=sys.stderr)
-        _exit(2)
+        _exit(2, f"{prog}: error: {_lost_process(e) or e}")
     except KeyboardInterrupt as e:  # Ctrl-C: training says what it saved
-        print(f"{prog}: {e or 'interrupted'}", file=sys.stderr)
-        _exit(130)
+        _exit(130, f"{prog}: {e or 'interrupted'}")
 
 
 def _lost_process(error: Exception) -> str | None:
@@ -198,17 +196,19 @@ def _lost_process(error: Exception) -> str | None:
             "the same command to resume from the newest checkpoint")
 
 
-def _exit(code: int):
-    """Exit with `code` after the one line: in a multi-process run at once (jax.distributed's exit
-    barrier would wait for a process that is gone, then abort); else with stderr closed first, so
-    that what a failed save's threads (tensorstore) still print while Python shuts down does not
-    follow the line."""
+def _exit(code: int, line: str):
+    """Say `line` on stderr as the last thing there, and exit with `code`. Library threads still
+    running (a failed save's tensorstore writers) may print while Python shuts down: stderr is
+    sent to /dev/null first and the line written to the real one after. In a multi-process run
+    the exit is at once: jax.distributed's exit barrier would wait for a process that is gone."""
     sys.stdout.flush()
     sys.stderr.flush()
+    real = os.dup(sys.stderr.fileno())
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    os.write(real, f"{line}\n".encode())
     jax = sys.modules.get("jax")
     if jax is not None and jax.distributed.is_initialized():
         os._exit(code)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
     sys.exit(code)
 
 
