@@ -5,7 +5,9 @@ python scripts/train.py --config configs/shapes.py --workdir runs/shapes --confi
 Multi-host: run the same command on every host with --coordinator HOST:PORT
 --num_processes N --process_id I (jax.distributed); each reads its own share of the data.
 Without those flags, jax.distributed's cluster auto-detection (SLURM, Open MPI, Cloud TPU,
-...) starts the processes' runtime where it applies; elsewhere the run is one process.
+...) starts the processes' runtime where it applies; elsewhere the run is one process. If a
+process dies, the others stop within --peer_timeout seconds, one line each; rerun all to resume
+(process 0 hosts the runtime: if it dies, JAX ends the others at once with its own message).
 """
 
 import jax
@@ -20,19 +22,15 @@ flags.DEFINE_string("workdir", None, "Where checkpoints, metrics.jsonl and sampl
 flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0, for multi-process training.")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator).")
+flags.DEFINE_integer("peer_timeout", 60, "Seconds without a heartbeat after which another process counts as "
+                     "lost: then every process stops with one line naming it (rerun all to resume).")
 
 
 def main(_):
     f = flags.FLAGS
-    if f.coordinator:
-        jax.distributed.initialize(f.coordinator, f.num_processes, f.process_id)
-    else:
-        try:
-            jax.distributed.initialize()  # auto-detects a cluster's coordinator, process count and index
-        except ValueError:  # "coordinator_address should be defined": no cluster here, one process
-            pass
-    sora_lite.enable_compilation_cache()
-    result = train_dit.train(f.config, f.workdir)
+    with cli.processes(f.coordinator, f.num_processes, f.process_id, f.peer_timeout):
+        sora_lite.enable_compilation_cache()
+        result = train_dit.train(f.config, f.workdir)
     if jax.process_index() == 0:
         print(cli.eval_table(result) if result else f"trained {f.workdir} to step {f.config.train.steps} "
               "(not evaluated; scripts/evaluate.py scores it)")

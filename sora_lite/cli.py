@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import re
+import contextlib
 import sys
+import threading
 import time
 import warnings
 
@@ -179,6 +181,62 @@ def run_script(main):
         _exit(2, f"{prog}: error: {_lost_process(e) or e}")
     except KeyboardInterrupt as e:  # Ctrl-C: training says what it saved
         _exit(130, f"{prog}: {e or 'interrupted'}")
+
+
+@contextlib.contextmanager
+def processes(coordinator: str | None, num_processes: int | None, process_id: int | None, peer_timeout: int):
+    """The run's processes (jax.distributed): the given coordinator, or a cluster's auto-detection
+    (SLURM, Open MPI, Cloud TPU, ...); elsewhere one process. A process that stops (killed, its host
+    gone) ends every other within about `peer_timeout` seconds with one line that names it, even
+    while they wait at a checkpoint's barrier; on success all leave together."""
+    import jax
+
+    # Recoverable: a peer's death is the watcher's to report, not a fatal abort of every process.
+    jax.config.update("jax_enable_recoverability", True)
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=peer_timeout)
+    except ValueError:  # "coordinator_address should be defined": no cluster here, one process
+        if coordinator:
+            raise
+    if jax.process_count() == 1:
+        yield
+        return
+    from jax._src import distributed  # the runtime client: its barrier and live-process list
+
+    client, done = distributed.global_state.client, threading.Event()
+    watcher = threading.Thread(target=_watch_peers, args=(client, done), daemon=True)
+    watcher.start()
+    yield
+    client.wait_at_barrier("sora_lite_done", 3_600_000)
+    done.set()
+    if jax.process_index() == 0:
+        watcher.join()  # process 0 hosts the runtime: it leaves once every other has
+    else:
+        jax.distributed.shutdown()
+
+
+def _watch_peers(client, done: threading.Event):
+    """Every second, the processes the runtime still hears from (its heartbeats); one missing ends
+    this process in one line. (The call returns once every live process has made it.) At the end,
+    process 0's watcher waits for the others to leave."""
+    import jax
+
+    me, n = jax.process_index(), jax.process_count()
+    while True:
+        try:
+            live = client.get_live_nodes(list(range(n)))
+        except Exception:  # noqa: BLE001 - the runtime itself is gone: process 0 hosted it
+            live = {}
+        if done.is_set() and (me != 0 or len(live) == 1):
+            return
+        lost = [i for i in range(n) if i not in live]
+        if lost and not done.is_set():
+            name = "process " + ", ".join(map(str, lost)) if live else "process 0 (the coordinator)"
+            # A new line: the progress bar's line is unfinished.
+            _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: process {me} of {n} lost {name}: no heartbeat "
+                     "for the peer timeout; this process stops too; rerun every process with the same command "
+                     "to resume from the newest checkpoint")
+        time.sleep(0.1 if done.is_set() else 1)
 
 
 def _lost_process(error: Exception) -> str | None:

@@ -48,7 +48,12 @@ def cached(path: str, compute) -> dict:
     arrays = compute()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{jax.process_index()}.npz"
-    np.savez(tmp, **arrays)
+    try:
+        np.savez(tmp, **arrays)
+    except OSError as e:  # a full disk: say which file, and leave no half of it
+        os.remove(tmp)
+        raise OSError(f"writing {path} failed ({e.strerror or e}); free space or fix the directory, "
+                      "then rerun the same command") from e
     os.replace(tmp, path)
     return arrays
 

@@ -9,6 +9,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import warnings
 
@@ -16,8 +17,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from sora_lite import Pipeline, autoencoder, checkpoint
+from sora_lite import Pipeline, autoencoder, checkpoint, data, train_dit, training
 from sora_lite.dit import build_dit
+from sora_lite.text import TextEncoder
 
 START = 6  # the tiny run's last step
 
@@ -74,6 +76,8 @@ def _small_files():
 
 def test_a_failed_save_stops_with_one_line_and_leaves_the_previous_checkpoint(tiny_run, tmp_path, train_script):
     argv, workdir = _copy_run(tiny_run, tmp_path, train_script, f"--config.train.steps={START + 3}")
+    cfg = tiny_run["cfg"]  # the caption cache is written, so that the save is the first write to fail
+    train_dit.caption_table(TextEncoder(cfg.text.max_len), data.caption_rows(cfg.data), cfg.data.dir)
     ckpt = str(workdir / "checkpoints")
     before = {n: sorted(os.listdir(os.path.join(ckpt, n))) for n in os.listdir(ckpt) if n.isdigit()}
     run = subprocess.run(argv, env=train_script[1](1), capture_output=True, text=True, timeout=300,
@@ -117,3 +121,14 @@ def test_sampling_while_training_saves_reads_the_newest_complete_step(tiny_run, 
     assert len(set(read)) >= 3 and max(read) > START, read  # the reads overlapped the saves
     video = Pipeline.from_pretrained(str(workdir)).generate(["a red circle moving left"], 5, 16, 16, steps=2)
     assert video.shape == (1, 5, 16, 16, 3)
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it_and_leaves_no_part(tmp_path):
+    path = str(tmp_path / "latents" / "x.npz")
+    code = ("import numpy as np, sys; from sora_lite import training\n"
+            "try: training.cached(sys.argv[1], lambda: {'x': np.zeros(1 << 16, np.float32)})\n"
+            "except OSError as e: print(e)")
+    run = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120,
+                         preexec_fn=_small_files)
+    assert run.stdout.startswith(f"writing {path} failed (File too large); free space"), run.stdout + run.stderr
+    assert os.listdir(tmp_path / "latents") == []

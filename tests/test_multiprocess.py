@@ -1,21 +1,24 @@
 """Two processes on localhost (jax.distributed, 2 fake CPU devices each, gloo collectives)
-train the tiny DiT on a data=2 x fsdp=2 mesh and log what one process with 4 devices logs."""
+train the tiny DiT on a data=2 x fsdp=2 mesh: killing one mid-run stops the other in one line,
+and the rerun logs what one process with 4 devices logs."""
 
 import json
 import os
 import shutil
 import socket
 import subprocess
+import time
 
 import jax
 import numpy as np
 from flax import nnx
 
 from sora_lite import autoencoder, checkpoint, train_dit
-from sora_lite.checkpoint import abstract_state
+from sora_lite.checkpoint import abstract_state, complete_steps
 from sora_lite.dit import build_dit
 
-STEPS = 4
+STEPS = 8
+PEER_TIMEOUT = 10  # seconds
 
 
 def _rows(workdir):
@@ -29,20 +32,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, data_dir, tmp_path, train_script):
+def test_a_killed_process_stops_the_other_in_one_line_and_the_rerun_logs_what_one_process_logs(
+        tiny_run, data_dir, tmp_path, train_script):
     command, env = train_script
     workdir = tmp_path / "two_processes"
     mesh_flags = ["--config.mesh.data=2", "--config.mesh.fsdp=2"]
     argv = command(workdir, f"--config.train.autoencoder={tiny_run['ae_dir']}", f"--config.data.dir={data_dir}",
-                   f"--config.train.steps={STEPS}", "--config.train.checkpoint_every=100", *mesh_flags,
-                   "--coordinator", f"127.0.0.1:{_free_port()}", "--num_processes=2")
-    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
-    procs = []
-    try:
+                   f"--config.train.steps={STEPS}", "--config.train.checkpoint_every=1", *mesh_flags,
+                   f"--peer_timeout={PEER_TIMEOUT}", "--num_processes=2")
+
+    def launch(name, port):
+        logs = [tmp_path / f"{name}_{i}.log" for i in range(2)]
+        procs = []
         for i, log in enumerate(logs):
             with open(log, "w") as out:  # no latents cache: each process encodes the data itself
-                procs.append(subprocess.Popen(argv + [f"--process_id={i}"], env=env(2), stdout=out,
-                                              stderr=subprocess.STDOUT))
+                procs.append(subprocess.Popen(argv + ["--coordinator", f"127.0.0.1:{port}", f"--process_id={i}"],
+                                              env=env(2), stdout=out, stderr=subprocess.STDOUT))
+        return procs, logs
+
+    # Kill process 1 once step 2 is saved: mid-run, most likely at a save's barrier.
+    procs, logs = launch("killed", _free_port())
+    try:
+        while not [s for s in complete_steps(str(workdir / "checkpoints")) if s >= 2]:
+            assert procs[0].poll() is None and procs[1].poll() is None, logs[0].read_text()[-3000:]
+            time.sleep(0.05)
+        procs[1].kill()
+        killed = time.time()
+        procs[0].wait(timeout=PEER_TIMEOUT + 60)
+        seconds = time.time() - killed
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    out = logs[0].read_text()
+    assert procs[0].returncode == 2, out[-3000:]
+    assert out.strip().splitlines()[-1].startswith("train.py: error: process 0 of 2 lost process 1"), out[-3000:]
+    assert seconds < PEER_TIMEOUT + 20, seconds
+    print(f"process 0 stopped {seconds:.1f} s after process 1 was killed")
+    saved = max(complete_steps(str(workdir / "checkpoints")))
+    assert saved < STEPS
+
+    procs, logs = launch("rerun", _free_port())
+    try:
         for p in procs:
             p.wait(timeout=300)
     finally:
@@ -64,7 +95,7 @@ def test_two_processes_log_the_losses_of_one_process_on_the_same_mesh(tiny_run, 
 
     # One process, 4 of this session's 8 devices, the same mesh.
     cfg = tiny_run["cfg"].copy_and_resolve_references()
-    cfg.train.steps, cfg.train.checkpoint_every = STEPS, 100
+    cfg.train.steps, cfg.train.checkpoint_every = STEPS, 100  # a checkpoint changes no loss
     cfg.mesh.update(data=2, fsdp=2)
     reference_dir = tmp_path / "one_process"
     os.makedirs(reference_dir)
