@@ -3,10 +3,10 @@ as prompts: `animate`, `extend`, `connect`, `interpolate`, `edit`, `story`), and
 scripts share with it: one-line errors, quiet libraries, the evaluation table."""
 
 import argparse
+import contextlib
 import json
 import os
 import re
-import contextlib
 import sys
 import threading
 import time

@@ -19,10 +19,10 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, camera_metrics, checkpoint, data, metrics, sharding, training
-from sora_lite.captions import SUBJECTS
+from sora_lite import autoencoder, checkpoint, data, metrics, sharding, training
 from sora_lite import video as video_io
 from sora_lite.autoencoder import build_autoencoder
+from sora_lite.captions import SUBJECTS
 
 
 @nnx.jit(donate_argnums=(0, 1))
@@ -78,6 +78,8 @@ def evaluate_autoencoder(model, cfg: ConfigDict, entries, num_examples: int = 25
             results[str(entry)] |= {"recon_accuracy": acc["accuracy"], **{
                 f"recon_{k}": acc[k] for k in ("color", "shape", "direction") if acc[k] is not None}}
         elif name == "camera_moves":
+            from sora_lite import camera_metrics  # here: its scipy is a second of every run's start-up
+
             acc = camera_metrics.accuracy(recons, prompts)
             results[str(entry)] |= {"recon_accuracy": acc["accuracy"], "recon_subject": acc["subject"],
                                     "recon_move": acc["move"]}

@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, camera_metrics, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
+from sora_lite import autoencoder, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
 from sora_lite import distill, training
 from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
@@ -299,6 +299,8 @@ def evaluate(pipe, entries, data_cfg: ConfigDict, seeds=(0, 1)) -> dict:
     (videos) or the colour-shape pairs (images); at the first video shape also prompts in the
     held-out vocabulary. Camera Moves: seen and held-out combinations."""
     if data.dataset(data_cfg) == "camera_moves":
+        from sora_lite import camera_metrics  # here: its scipy is a second of every run's start-up
+
         return {str(e): camera_metrics.evaluate_pipeline(pipe, *e.shape, seeds) for e in entries}
     first_video = next((e for e in entries if e.frames > 1), None)
     sets = lambda e: ("seen", "heldout", "new_words") if e is first_video else ("seen", "heldout")  # noqa: E731

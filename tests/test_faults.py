@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from sora_lite import Pipeline, autoencoder, checkpoint, data, train_dit, training
+from sora_lite import Pipeline, autoencoder, checkpoint, data, train_dit
 from sora_lite.dit import build_dit
 from sora_lite.text import TextEncoder
 

@@ -14,6 +14,8 @@ from sora_lite import autoencoder, checkpoint, data, train_autoencoder, train_di
 from sora_lite.checkpoint import abstract_state
 from sora_lite.dit import build_dit
 
+ONE = jax.devices()[:1]  # training here runs on one device: 8 fake ones compile and save slower
+
 
 def _rows(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -71,7 +73,7 @@ def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_pat
     shutil.copytree(tiny_run["ae_dir"], workdir)
     total = cfg.ae_train.steps + cfg.ae_train.decoder_steps
     shutil.rmtree(os.path.join(workdir, "checkpoints", str(total)))  # resumes where the decoder phase starts
-    train_autoencoder.train_autoencoder(cfg, workdir)
+    train_autoencoder.train_autoencoder(cfg, workdir, devices=ONE)
     original = _rows(tiny_run["ae_dir"])
     rows = _rows(workdir)
     assert [r["step"] for r in rows] == [r["step"] for r in original]  # each step once, then the eval
@@ -82,7 +84,7 @@ def test_autoencoder_resumes_into_and_inside_the_decoder_phase(tiny_run, tmp_pat
     for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     cfg.ae_train.decoder_steps += 2  # now resumes inside the decoder phase, with its optimizer's saved state
-    train_autoencoder.train_autoencoder(cfg, workdir)
+    train_autoencoder.train_autoencoder(cfg, workdir, devices=ONE)
     logged = [r["step"] for r in _rows(workdir) if "loss" in r]
     assert logged == list(range(cfg.ae_train.log_every, total + 3, cfg.ae_train.log_every))
     assert _steps_on_disk(workdir)[-1] == total + 2
@@ -95,7 +97,7 @@ def test_non_finite_decoder_phase_stops_with_one_line_naming_its_lr(tiny_run, tm
     last_good = cfg.ae_train.steps + cfg.ae_train.decoder_steps
     cfg.ae_train.decoder_steps, cfg.ae_train.decoder_lr = cfg.ae_train.decoder_steps + 4, 1e30  # resumes, then overflows at once
     with pytest.raises(FloatingPointError, match=r"^non-finite loss at step \d+: .*lower --config.ae_train.decoder_lr and"):
-        train_autoencoder.train_autoencoder(cfg, workdir)
+        train_autoencoder.train_autoencoder(cfg, workdir, devices=ONE)
     assert _steps_on_disk(workdir)[-1] == last_good  # nothing non-finite was saved
 
 
@@ -188,7 +190,7 @@ def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
     shutil.copytree(tiny_run["dit_dir"], workdir)
     old_steps = cfg.train.steps
     cfg.train.steps = old_steps + 2
-    train_dit.train(cfg, workdir)
+    train_dit.train(cfg, workdir, devices=ONE)
     steps = [r["step"] for r in _rows(workdir)]
     assert steps == list(range(1, old_steps + 3))  # the old rows, then exactly the new steps
     assert _steps_on_disk(workdir)[-1] == old_steps + 2
@@ -202,7 +204,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoin
     cfg.train.steps, cfg.train.lr, cfg.train.warmup = last_good + 6, 1e9, 0  # diverges at once
     with pytest.raises(FloatingPointError, match=r"^non-finite loss or grad_norm at step \d+ \(1 such steps, "
                                                  r"nonfinite_skips=0\): .*lower --config.train.lr"):
-        train_dit.train(cfg, workdir)
+        train_dit.train(cfg, workdir, devices=ONE)
     assert _steps_on_disk(workdir)[-1] == last_good
     step, model, state = _restore_dit_run(workdir, cfg)
     assert step == last_good
@@ -227,7 +229,7 @@ def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_
     start = _steps_on_disk(workdir)[-1]
     _, _, before = _restore_dit_run(workdir, cfg)
     cfg.train.steps, cfg.train.nonfinite_skips = start + 6, 6
-    train_dit.train(cfg, workdir)
+    train_dit.train(cfg, workdir, devices=ONE)
     new = _rows(workdir)[-6:]
     assert [r["step"] for r in new] == list(range(start + 1, start + 7))
     assert [r["nonfinite_steps"] for r in new] == [1, 2, 3, 4, 5, 6] and all(r["loss"] is None for r in new)
@@ -241,7 +243,7 @@ def test_non_finite_steps_are_skipped_up_to_the_limit_and_counted(tiny_run, tmp_
     cfg.train.steps, cfg.train.nonfinite_skips = start + 12, 8  # 6 counted already: the 3rd new one is too many
     with pytest.raises(FloatingPointError, match=rf"^non-finite loss or grad_norm at step {start + 9} "
                                                  r"\(9 such steps, nonfinite_skips=8\)"):
-        train_dit.train(cfg, workdir)
+        train_dit.train(cfg, workdir, devices=ONE)
     assert _steps_on_disk(workdir)[-1] == start + 6
 
 
@@ -255,7 +257,7 @@ def test_unreadable_newest_checkpoint_warns_and_training_resumes_from_the_previo
     largest = max((os.path.join(chunks, f) for f in os.listdir(chunks)), key=os.path.getsize)  # surely array data
     os.remove(largest)
     with pytest.warns(UserWarning, match=rf"checkpoint step {newest} in .* is unreadable"):
-        train_dit.train(cfg, workdir)
+        train_dit.train(cfg, workdir, devices=ONE)
     rows = _rows(workdir)
     assert [r["step"] for r in rows] == list(range(1, cfg.train.steps + 1))  # the redone steps replace their rows
     for r in rows[previous:]:  # resumed exactly: the same losses as the first time through these steps
@@ -305,7 +307,7 @@ def test_init_from_starts_at_a_models_weights_with_new_inputs_at_zero(tiny_run, 
     cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], steps=2)  # (step 0's warmup lr is 0)
     # ... and with frames given: every kind, encoded inside the step.
     cfg.train.conditions.update(first_frame=1.0, head=1.0, tail=1.0, first_last=1.0, keyframes=1.0)
-    train_dit.train(cfg, str(tmp_path / "tuned"))
+    train_dit.train(cfg, str(tmp_path / "tuned"), devices=ONE)
     assert f"initialised from {tiny_run['dit_dir']}" in capsys.readouterr().out
     _, _, tuned = checkpoint.load_arrays(checkpoint.directory(str(tmp_path / "tuned")), ("dit",))
     _, _, start = checkpoint.load_arrays(checkpoint.directory(tiny_run["dit_dir"]), ("dit",))

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -13,6 +14,8 @@ from sora_lite import video
 from sora_lite.datasets import video_folder as V
 from sora_lite.datasets.moving_shapes import render
 from sora_lite.shapes import Entry
+
+ONE = jax.devices()[:1]  # training here runs on one device: 8 fake ones compile and save slower
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRIES = [Entry(9, 16, 16, 2.0), Entry(9, 16, 24), Entry(5, 24, 16), Entry(1, 16, 16)]
@@ -99,14 +102,14 @@ def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run,
     cfg.data.update(folder=folder, fps=8.0, dir=str(tmp_path / "data"), mixture="5x16x16:2,1x16x16:1")
     cfg.ae_train.update(init_from=tiny_run["ae_dir"], steps=2, decoder_steps=1)
     ae_dir, dit_dir = str(tmp_path / "ae"), str(tmp_path / "dit")
-    result = train_autoencoder.train_autoencoder(cfg, ae_dir)
+    result = train_autoencoder.train_autoencoder(cfg, ae_dir, devices=ONE)
     assert f"initialised from {tiny_run['ae_dir']}" in capsys.readouterr().out
     assert all(set(r) == {"psnr"} for r in result.values())  # no Moving Shapes scoring on one's own clips
     assert [r[0] for r in data.caption_rows(cfg.data)] == sorted(
         ["a red circle moving left", "a blue square moving up", "a green triangle moving down", "a cyan circle"])
     cfg.train.update(autoencoder=ae_dir, init_from=tiny_run["dit_dir"], steps=2, trainable="blocks/(attn|cross)",
                      eval_at_end=True)
-    assert train_dit.train(cfg, dit_dir) == {}
+    assert train_dit.train(cfg, dit_dir, devices=ONE) == {}
     assert "no evaluation" in capsys.readouterr().out
     _, _, before = checkpoint.load_arrays(checkpoint.directory(tiny_run["dit_dir"]), ("dit",))
     _, _, after = checkpoint.load_arrays(checkpoint.directory(dit_dir), ("dit",))
