@@ -98,7 +98,8 @@ class ArraySource:
 
 def _ema_update(ema, model, decay):
     params = nnx.state(model, nnx.Param)
-    nnx.update(ema, jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, nnx.state(ema, nnx.Param), params))
+    # e + (1 - d)(p - e), not d e + (1 - d) p: a weight that does not train stays exactly as it was.
+    nnx.update(ema, jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), nnx.state(ema, nnx.Param), params))
 
 
 def init_train_state(cfg: ConfigDict, mesh):
