@@ -8,6 +8,7 @@ Orbax writes a step into a temporary directory and renames it when complete, so 
 killed midway never replaces a good checkpoint; those leftovers are cleaned on open.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from ml_collections import ConfigDict
+
+
+# Orbax warns on every read-only open, which is how sampling opens a checkpoint: not news to a user.
+logging.getLogger("absl").addFilter(lambda record: not record.getMessage().startswith("Given directory is read only"))
 
 
 class CheckpointError(RuntimeError):
