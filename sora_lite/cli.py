@@ -209,9 +209,9 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     yield
     client.wait_at_barrier("sora_lite_done", 3_600_000)
     done.set()
-    if jax.process_index() == 0:
-        watcher.join()  # process 0 hosts the runtime: it leaves once every other has
-    else:
+    # Joined before exit: a thread still inside the runtime's call when Python finalises aborts it.
+    watcher.join()  # (process 0's returns once every other process has left: it hosts the runtime)
+    if jax.process_index() != 0:
         jax.distributed.shutdown()
 
 
