@@ -233,9 +233,7 @@ def _watch_peers(client, done: threading.Event):
         if lost and not done.is_set():
             name = "process " + ", ".join(map(str, lost)) if live else "process 0 (the coordinator)"
             # A new line: the progress bar's line is unfinished.
-            _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: process {me} of {n} lost {name}: no heartbeat "
-                     "for the peer timeout; this process stops too; rerun every process with the same command "
-                     "to resume from the newest checkpoint")
+            _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: {_lost(name, 'no heartbeat for the peer timeout')}")
         time.sleep(0.1 if done.is_set() else 1)
 
 
@@ -248,10 +246,16 @@ def _lost_process(error: Exception) -> str | None:
     cause = " ".join(str(error).split())
     if not re.search(r"Gloo|[Cc]onnection (closed|reset|refused)|UNAVAILABLE|heartbeat", cause):
         return None
-    me, n = jax.process_index(), jax.process_count()
-    lost = f"process {1 - me}" if n == 2 else "another process"
-    return (f"process {me} of {n} lost {lost} ({cause[:160]}): this process stops too; rerun every process with "
-            "the same command to resume from the newest checkpoint")
+    name = f"process {1 - jax.process_index()}" if jax.process_count() == 2 else "another process"
+    return _lost(name, cause[:160])
+
+
+def _lost(name: str, why: str) -> str:
+    """What this process says when it stops because `name` is gone."""
+    import jax
+
+    return (f"process {jax.process_index()} of {jax.process_count()} lost {name} ({why}): this process stops too; "
+            "rerun every process with the same command to resume from the newest checkpoint")
 
 
 def _exit(code: int, line: str):

@@ -51,7 +51,8 @@ def cached(path: str, compute) -> dict:
     try:
         np.savez(tmp, **arrays)
     except OSError as e:  # a full disk: say which file, and leave no half of it
-        os.remove(tmp)
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise OSError(f"writing {path} failed ({e.strerror or e}); free space or fix the directory, "
                       "then rerun the same command") from e
     os.replace(tmp, path)

@@ -53,13 +53,15 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
     argv = shlex.split(command)
     if argv[0] == "sora-lite":  # as written, on the shipped model
         return argv
+    for flag in ONE_OF:  # a list of settings to compare: its first (each is a compile)
+        while argv.count(flag) > 1:
+            last = len(argv) - 1 - argv[::-1].index(flag)
+            del argv[last:last + 2]
     out = []
     for i, arg in enumerate(argv):
         prev = argv[i - 1] if i else ""
         if prev.isdigit() and argv[i - 2] == "--seeds" and arg.isdigit():  # one seed
             continue
-        if (arg in ONE_OF or prev in ONE_OF) and (prev if prev in ONE_OF else arg) in argv[:i - (prev in ONE_OF)]:
-            continue  # a list of settings to compare: its first (each is a compile)
         if arg == "configs/camera.py":  # tiny, on its own data set
             arg = "configs/tiny.py --config.data.name=camera_moves --config.data.mixture=5x16x16"
         elif re.fullmatch(r"configs/\w+\.py", arg):

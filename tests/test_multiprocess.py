@@ -1,6 +1,6 @@
 """Two processes on localhost (jax.distributed, 2 fake CPU devices each, gloo collectives)
 train the tiny DiT on a data=2 x fsdp=2 mesh: killing one mid-run stops the other in one line,
-and the rerun ends where the tiny run (one process, 8 devices) ended, with the same losses."""
+and the rerun ends where the tiny run (one process, one device) ended, with the same losses."""
 
 import json
 import os
@@ -93,7 +93,7 @@ def test_a_killed_process_stops_the_other_in_one_line_and_the_rerun_ends_as_one_
             np.testing.assert_allclose(value, np.load(os.path.join(tiny_run["dit_dir"], "latents", name))[key],
                                        atol=1e-5, err_msg=f"{name} {key}")
 
-    # The losses and weights of one process on 8 devices (meshes change no loss: test_sharding).
+    # The losses and weights of one process on one device (meshes change no loss: test_sharding).
     reference = _rows(tiny_run["dit_dir"])
     for key in ("loss", "grad_norm"):
         np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in reference], rtol=1e-4, err_msg=key)
