@@ -191,6 +191,7 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     while they wait at a checkpoint's barrier; on success all leave together."""
     import jax
 
+    peer_timeout = validate.integer("--peer_timeout", peer_timeout, 1)
     # Recoverable: a peer's death is the watcher's to report, not a fatal abort of every process.
     jax.config.update("jax_enable_recoverability", True)
     try:
