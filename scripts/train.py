@@ -6,8 +6,10 @@ Multi-host: run the same command on every host with --coordinator HOST:PORT
 --num_processes N --process_id I (jax.distributed); each reads its own share of the data.
 Without those flags, jax.distributed's cluster auto-detection (SLURM, Open MPI, Cloud TPU,
 ...) starts the processes' runtime where it applies; elsewhere the run is one process. If a
-process dies, the others stop within --peer_timeout seconds, one line each; rerun all to resume
-(process 0 hosts the runtime: if it dies, JAX ends the others at once with its own message).
+process dies, process 0 included, the others stop within --peer_timeout seconds, one line each;
+rerun all to resume. (With --coordinator, process 0 runs jax.distributed's coordination service
+in a process of its own; under auto-detection JAX runs it inside process 0, and if that process
+dies JAX ends the others at once with its own message.)
 """
 
 import jax

@@ -191,11 +191,20 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     while they wait at a checkpoint's barrier; on success all leave together."""
     import jax
 
+    from sora_lite import coordination
+
     peer_timeout = validate.integer("--peer_timeout", peer_timeout, 1)
     # Recoverable: a peer's death is the watcher's to report, not a fatal abort of every process.
     jax.config.update("jax_enable_recoverability", True)
+    bind = None
+    if coordinator and process_id == 0 and (num_processes or 1) > 1:
+        # The service in its own process (coordination.py), so that process 0 can die like any
+        # other; the one JAX starts here binds to a free local port and serves no one.
+        coordination.start(coordinator, num_processes, peer_timeout)
+        bind = "127.0.0.1:0"
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=peer_timeout)
+        jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=peer_timeout,
+                                   coordinator_bind_address=bind)
     except ValueError:  # "coordinator_address should be defined": no cluster here, one process
         if coordinator:
             raise
@@ -211,30 +220,34 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     client.wait_at_barrier("sora_lite_done", 3_600_000)
     done.set()
     # Joined before exit: a thread still inside the runtime's call when Python finalises aborts it.
-    watcher.join()  # (process 0's returns once every other process has left: it hosts the runtime)
+    watcher.join()  # (process 0's returns once every other process has left: its exit stops the service)
     if jax.process_index() != 0:
         jax.distributed.shutdown()
 
 
 def _watch_peers(client, done: threading.Event):
-    """Every second, the processes the runtime still hears from (its heartbeats); one missing ends
-    this process in one line. (The call returns once every live process has made it.) At the end,
-    process 0's watcher waits for the others to leave."""
+    """Every second, the processes the runtime still hears from (its heartbeats); one missing, or
+    the runtime itself gone, ends this process in one line. (The call returns once every live
+    process has made it.) At the end, process 0's watcher waits for the others to leave."""
     import jax
 
     me, n = jax.process_index(), jax.process_count()
+
+    def stop(name: str, why: str):  # a new line first: the progress bar's line is unfinished
+        _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: {_lost(name, why)}")
+
     while True:
         try:
             live = client.get_live_nodes(list(range(n)))
-        except Exception:  # noqa: BLE001 - the runtime itself is gone: process 0 hosted it
-            live = {}
+        except Exception:  # noqa: BLE001 - the service is gone; it lives as long as process 0 (coordination.py)
+            if not done.is_set():
+                stop("process 0", "the coordination service it started stopped")
+            return
         if done.is_set() and (me != 0 or len(live) == 1):
             return
         lost = [i for i in range(n) if i not in live]
         if lost and not done.is_set():
-            name = "process " + ", ".join(map(str, lost)) if live else "process 0 (the coordinator)"
-            # A new line: the progress bar's line is unfinished.
-            _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: {_lost(name, 'no heartbeat for the peer timeout')}")
+            stop("process " + ", ".join(map(str, lost)), "no heartbeat for the peer timeout")
         time.sleep(0.1 if done.is_set() else 1)
 
 

@@ -1,5 +1,5 @@
 """Two processes on localhost (jax.distributed, 2 fake CPU devices each, gloo collectives)
-train the tiny DiT on a data=2 x fsdp=2 mesh: killing one mid-run stops the other in one line,
+train the tiny DiT on a data=2 x fsdp=2 mesh: killing either mid-run stops the other in one line,
 and the rerun ends where the tiny run (one process, one device) ended, with the same losses."""
 
 import json
@@ -49,27 +49,32 @@ def test_a_killed_process_stops_the_other_in_one_line_and_the_rerun_ends_as_one_
                                               env=env(2), stdout=out, stderr=subprocess.STDOUT))
         return procs, logs
 
-    # Kill process 1 once step 2 is saved: mid-run, most likely at a save's barrier.
-    procs, logs = launch("killed", _free_port())
-    try:
-        while not [s for s in complete_steps(str(workdir / "checkpoints")) if s >= 2]:
-            assert procs[0].poll() is None and procs[1].poll() is None, logs[0].read_text()[-3000:]
-            time.sleep(0.05)
-        procs[1].kill()
-        killed = time.time()
-        procs[0].wait(timeout=PEER_TIMEOUT + 60)
-        seconds = time.time() - killed
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-    out = logs[0].read_text()
-    assert procs[0].returncode == 2, out[-3000:]
-    assert out.strip().splitlines()[-1].startswith("train.py: error: process 0 of 2 lost process 1"), out[-3000:]
-    assert seconds < PEER_TIMEOUT + 20, seconds
-    print(f"process 0 stopped {seconds:.1f} s after process 1 was killed")
-    saved = max(complete_steps(str(workdir / "checkpoints")))
-    assert saved < STEPS
+    # Kill process 1 once a step is saved (mid-run, most likely at a save's barrier), rerun both,
+    # then kill process 0 (the one that started the coordination service) once a later step is.
+    saved = 0
+    for name, killed in (("kill_1", 1), ("kill_0", 0)):
+        survivor = 1 - killed
+        procs, logs = launch(name, _free_port())
+        try:
+            while not [s for s in complete_steps(str(workdir / "checkpoints")) if s > saved]:
+                assert procs[0].poll() is None and procs[1].poll() is None, logs[survivor].read_text()[-3000:]
+                time.sleep(0.05)
+            procs[killed].kill()
+            t0 = time.time()
+            procs[survivor].wait(timeout=PEER_TIMEOUT + 60)
+            seconds = time.time() - t0
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        out = logs[survivor].read_text()
+        assert procs[survivor].returncode == 2, out[-3000:]
+        line = f"train.py: error: process {survivor} of 2 lost process {killed}"
+        assert out.strip().splitlines()[-1].startswith(line), out[-3000:]
+        assert seconds < PEER_TIMEOUT + 20, seconds
+        print(f"process {survivor} stopped {seconds:.1f} s after process {killed} was killed")
+        saved = max(complete_steps(str(workdir / "checkpoints")))
+        assert saved < STEPS
 
     procs, logs = launch("rerun", _free_port())
     try:
