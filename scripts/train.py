@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import sora_lite
-from sora_lite import cli, train_dit
+from sora_lite import cli, coordination, train_dit
 
 config_flags.DEFINE_config_file("config", "configs/base.py", "Config file.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics.jsonl and samples go.", required=True)
@@ -30,7 +30,7 @@ flags.DEFINE_integer("peer_timeout", 60, "Seconds without a heartbeat after whic
 
 def main(_):
     f = flags.FLAGS
-    with cli.processes(f.coordinator, f.num_processes, f.process_id, f.peer_timeout):
+    with coordination.processes(f.coordinator, f.num_processes, f.process_id, f.peer_timeout):
         sora_lite.enable_compilation_cache()
         result = train_dit.train(f.config, f.workdir)
     if jax.process_index() == 0:

@@ -3,12 +3,9 @@ as prompts: `animate`, `extend`, `connect`, `interpolate`, `edit`, `story`), and
 scripts share with it: one-line errors, quiet libraries, the evaluation table."""
 
 import argparse
-import contextlib
 import json
 import os
-import re
 import sys
-import threading
 import time
 import warnings
 
@@ -178,101 +175,14 @@ def run_script(main):
     try:
         main(argv)
     except USER_ERRORS as e:
-        _exit(2, f"{prog}: error: {_lost_process(e) or e}")
+        from sora_lite import coordination  # a failed collective of a multi-process run: a lost process
+
+        exit_with(2, f"{prog}: error: {coordination.lost_process(e) or e}")
     except KeyboardInterrupt as e:  # Ctrl-C: training says what it saved
-        _exit(130, f"{prog}: {e or 'interrupted'}")
+        exit_with(130, f"{prog}: {e or 'interrupted'}")
 
 
-@contextlib.contextmanager
-def processes(coordinator: str | None, num_processes: int | None, process_id: int | None, peer_timeout: int):
-    """The run's processes (jax.distributed): the given coordinator, or a cluster's auto-detection
-    (SLURM, Open MPI, Cloud TPU, ...); elsewhere one process. A process that stops (killed, its host
-    gone) ends every other within about `peer_timeout` seconds with one line that names it, even
-    while they wait at a checkpoint's barrier; on success all leave together."""
-    import jax
-
-    from sora_lite import coordination
-
-    peer_timeout = validate.integer("--peer_timeout", peer_timeout, 1)
-    # Recoverable: a peer's death is the watcher's to report, not a fatal abort of every process.
-    jax.config.update("jax_enable_recoverability", True)
-    bind = None
-    if coordinator and process_id == 0 and (num_processes or 1) > 1:
-        # The service in its own process (coordination.py), so that process 0 can die like any
-        # other; the one JAX starts here binds to a free local port and serves no one.
-        coordination.start(coordinator, num_processes, peer_timeout)
-        bind = "127.0.0.1:0"
-    try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=peer_timeout,
-                                   coordinator_bind_address=bind)
-    except ValueError:  # "coordinator_address should be defined": no cluster here, one process
-        if coordinator:
-            raise
-    if jax.process_count() == 1:
-        yield
-        return
-    from jax._src import distributed  # the runtime client: its barrier and live-process list
-
-    client, done = distributed.global_state.client, threading.Event()
-    watcher = threading.Thread(target=_watch_peers, args=(client, done), daemon=True)
-    watcher.start()
-    yield
-    client.wait_at_barrier("sora_lite_done", 3_600_000)
-    done.set()
-    # Joined before exit: a thread still inside the runtime's call when Python finalises aborts it.
-    watcher.join()  # (process 0's returns once every other process has left: its exit stops the service)
-    if jax.process_index() != 0:
-        jax.distributed.shutdown()
-
-
-def _watch_peers(client, done: threading.Event):
-    """Every second, the processes the runtime still hears from (its heartbeats); one missing, or
-    the runtime itself gone, ends this process in one line. (The call returns once every live
-    process has made it.) At the end, process 0's watcher waits for the others to leave."""
-    import jax
-
-    me, n = jax.process_index(), jax.process_count()
-
-    def stop(name: str, why: str):  # a new line first: the progress bar's line is unfinished
-        _exit(2, f"\n{os.path.basename(sys.argv[0])}: error: {_lost(name, why)}")
-
-    while True:
-        try:
-            live = client.get_live_nodes(list(range(n)))
-        except Exception:  # noqa: BLE001 - the service is gone; it lives as long as process 0 (coordination.py)
-            if not done.is_set():
-                stop("process 0", "the coordination service it started stopped")
-            return
-        if done.is_set() and (me != 0 or len(live) == 1):
-            return
-        lost = [i for i in range(n) if i not in live]
-        if lost and not done.is_set():
-            stop("process " + ", ".join(map(str, lost)), "no heartbeat for the peer timeout")
-        time.sleep(0.1 if done.is_set() else 1)
-
-
-def _lost_process(error: Exception) -> str | None:
-    """In a multi-process run, a collective that failed because a peer is gone, said as such."""
-    import jax
-
-    if not (jax.distributed.is_initialized() and jax.process_count() > 1):
-        return None
-    cause = " ".join(str(error).split())
-    if not re.search(r"Gloo|[Cc]onnection (closed|reset|refused)|UNAVAILABLE|heartbeat", cause):
-        return None
-    name = f"process {1 - jax.process_index()}" if jax.process_count() == 2 else "another process"
-    return _lost(name, cause[:160])
-
-
-def _lost(name: str, why: str) -> str:
-    """What this process says when it stops because `name` is gone."""
-    import jax
-
-    return (f"process {jax.process_index()} of {jax.process_count()} lost {name} ({why}): this process stops too; "
-            "rerun every process with the same command to resume from the newest checkpoint")
-
-
-def _exit(code: int, line: str):
+def exit_with(code: int, line: str):
     """Say `line` on stderr as the last thing there, and exit with `code`. Library threads still
     running (a failed save's tensorstore writers) may print while Python shuts down: stderr is
     sent to /dev/null first and the line written to the real one after. In a multi-process run
