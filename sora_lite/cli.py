@@ -137,13 +137,25 @@ def _words() -> str:
 
 def quiet_libraries():
     """Orbax reports every checkpoint step at INFO and warns about read-only directories through
-    absl; a failed save's every writer thread logs its error (ours is the one line that says it)."""
+    absl; a failed save's every writer thread logs its error (ours is the one line that says it),
+    and tensorstore's threads, finishing its writes after orbax closed their event loop, print
+    the loop's refusal of each (as unraisable errors)."""
     import logging as std_logging
 
     from absl import logging
 
     logging.set_verbosity(logging.FATAL)
     std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
+    # A full disk fails these too; a cache entry not written costs a compile next time, nothing more.
+    warnings.filterwarnings("ignore", "Error writing persistent compilation cache entry")
+    hook = sys.unraisablehook
+
+    def unraisablehook(u):
+        tb = u.exc_traceback
+        if tb is None or tb.tb_frame.f_code.co_name != "call_soon_threadsafe" or str(u.exc_value) != "Event loop is closed":
+            hook(u)
+
+    sys.unraisablehook = unraisablehook
 
 
 def _show(caught):
