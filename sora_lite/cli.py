@@ -137,9 +137,7 @@ def _words() -> str:
 
 def quiet_libraries():
     """Orbax reports every checkpoint step at INFO and warns about read-only directories through
-    absl; a failed save's every writer thread logs its error (ours is the one line that says it),
-    and tensorstore's threads, finishing its writes after orbax closed their event loop, print
-    the loop's refusal of each (as unraisable errors)."""
+    absl; a failed save's every writer thread logs its error (ours is the one line that says it)."""
     import logging as std_logging
 
     from absl import logging
@@ -148,14 +146,6 @@ def quiet_libraries():
     std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
     # A full disk fails these too; a cache entry not written costs a compile next time, nothing more.
     warnings.filterwarnings("ignore", "Error writing persistent compilation cache entry")
-    hook = sys.unraisablehook
-
-    def unraisablehook(u):
-        tb = u.exc_traceback
-        if tb is None or tb.tb_frame.f_code.co_name != "call_soon_threadsafe" or str(u.exc_value) != "Event loop is closed":
-            hook(u)
-
-    sys.unraisablehook = unraisablehook
 
 
 def _show(caught):
@@ -184,6 +174,16 @@ def run_script(main):
         print(f"{prog}: error: {kind}: {text.replace(chr(92) + chr(39), chr(39))}{hint}", file=sys.stderr)
         sys.exit(2)
     quiet_libraries()
+    # After a failed save, tensorstore's threads finish their writes into the event loop orbax
+    # has closed, and each refusal is reported as an unraisable error: a bare traceback.
+    hook = sys.unraisablehook
+
+    def unraisablehook(u):
+        tb = u.exc_traceback
+        if tb is None or tb.tb_frame.f_code.co_name != "call_soon_threadsafe" or str(u.exc_value) != "Event loop is closed":
+            hook(u)
+
+    sys.unraisablehook = unraisablehook
     try:
         main(argv)
     except USER_ERRORS as e:
