@@ -1,9 +1,11 @@
-"""The shipped default model v3: the v2 text-to-video model (configs/shapes.py's two commands
+"""The shipped default model: the v2 text-to-video model (configs/shapes.py's two commands
 write it to runs/shapes; it was shipped in sora_lite/assets/default until v3) fine-tuned to
 also take frames as prompts (animate, extend, connect, interpolate, stories); 2-core CPU.
+v3 is the first command; v4, shipped, continues v3 at a lower learning rate (the second).
 
 python scripts/train.py --config configs/frames.py --workdir runs/frames --config.train.init_from=runs/shapes
-Wall time and figures: sora_lite/assets/default/MODEL_CARD.md.
+python scripts/train.py --config configs/frames.py --workdir runs/frames_v4 --config.train.init_from=runs/frames --config.train.lr=2e-4 --config.train.steps=6000 --config.train.sample_every=0
+Wall times and figures: sora_lite/assets/default/MODEL_CARD.md.
 """
 
 from configs import shapes
