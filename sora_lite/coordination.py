@@ -33,11 +33,15 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     # Recoverable: a peer's death is the watcher's to report, not a fatal abort of every process.
     jax.config.update("jax_enable_recoverability", True)
     bind = None
-    if coordinator and process_id == 0 and (num_processes or 1) > 1:
-        # The service in a process of its own (`start`), so that process 0 can die like any
-        # other; the one JAX starts here binds to a free local port and serves no one.
-        start(coordinator, num_processes, peer_timeout)
-        bind = "127.0.0.1:0"
+    if coordinator:
+        host, _, port = coordinator.rpartition(":")
+        if not (host and port.isdigit() and 1 <= int(port) <= 65535):  # else process 0 waits for no one
+            raise ValueError(f"--coordinator must be HOST:PORT with a port in 1..65535; got {coordinator!r}")
+        if process_id == 0 and (num_processes or 1) > 1:
+            # The service in a process of its own (`start`), so that process 0 can die like any
+            # other; the one JAX starts here binds to a free local port and serves no one.
+            start(int(port), num_processes, peer_timeout)
+            bind = "127.0.0.1:0"
     try:
         jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=peer_timeout,
                                    coordinator_bind_address=bind)
@@ -111,11 +115,10 @@ def _lost(name: str, why: str) -> str:
 _HELPER = None  # the service's process: kept until this one exits, whose closing pipe stops it
 
 
-def start(coordinator: str, num_processes: int, peer_timeout: int):
-    """The service at `coordinator`'s port, in a new session (a terminal's Ctrl-C is for the
-    trainers, which save a checkpoint through it). Returns once it serves."""
+def start(port: int, num_processes: int, peer_timeout: int):
+    """The service on `port`, in a new session (a terminal's Ctrl-C is for the trainers, which
+    save a checkpoint through it). Returns once it serves."""
     global _HELPER
-    port = coordinator.rsplit(":", 1)[-1]
     _HELPER = subprocess.Popen([sys.executable, "-m", "sora_lite.coordination", f"[::]:{port}", str(num_processes),
                                 str(peer_timeout)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, start_new_session=True, text=True)

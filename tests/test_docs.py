@@ -202,6 +202,7 @@ def test_documented_commands_on_the_shipped_models_run(data_dir, tmp_path, monke
     ("--config.data.mixture=5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
     ("--config.dit.sise=M", "no such config key: 'sise' Did you mean \"size\""),
     ("--peer_timeout=0", "--peer_timeout must be an integer >= 1; got 0"),
+    ("--coordinator=127.0.0.1:99999", "--coordinator must be HOST:PORT with a port in 1..65535; got '127.0.0.1:99999'"),
 ])
 def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, flag, message):
     argv = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", os.path.join(ROOT, "configs", "tiny.py"),
