@@ -35,7 +35,7 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     bind = None
     if coordinator:
         host, _, port = coordinator.rpartition(":")
-        if not (host and port.isdigit() and 1 <= int(port) <= 65535):  # else process 0 waits for no one
+        if not (host and port.isdigit() and 1 <= int(port) <= 65535):  # else JAX waits 300 s, then aborts
             raise ValueError(f"--coordinator must be HOST:PORT with a port in 1..65535; got {coordinator!r}")
         if process_id == 0 and (num_processes or 1) > 1:
             # The service in a process of its own (`start`), so that process 0 can die like any
