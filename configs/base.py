@@ -53,7 +53,9 @@ def get_config() -> ConfigDict:
     c.diffusion.caption_dropout = 0.1
 
     # edit_strength: how much of a video `Pipeline.edit` noises before resampling (SDEdit), in (0, 1].
-    c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6))
+    # shift: multiplies the resolution shift of the sampling grid (> 1: steps crowd nearer noise,
+    # where a few-step sampler decides the layout and the motion).
+    c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0))
 
     # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
     # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,

@@ -16,9 +16,9 @@ from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import data, diffusion, sampler, training
+from sora_lite import data, sampler, training
 from sora_lite.conditioning import Condition
-from sora_lite.pipeline import Pipeline, latent_grid, num_tokens
+from sora_lite.pipeline import Pipeline, latent_grid, sampling_shift
 
 
 @nnx.jit(static_argnames=("steps",))
@@ -52,7 +52,7 @@ def teacher_pairs(teacher: Pipeline, cfg: ConfigDict, entry: data.Entry, subject
         shape = latent_grid(cfg, *entry.shape)
         noise = rng.standard_normal((len(subjects), *shape), np.float32)  # [n, t, h, w, C]
         pick = rng.integers(0, table["text"].shape[1], len(subjects))  # [n] a caption of each subject
-        shift = diffusion.timestep_shift(num_tokens(cfg, *entry.shape), cfg.diffusion.base_tokens)
+        shift = sampling_shift(teacher.cfg, *entry.shape)
         latents = []
         for i in tqdm(range(0, len(subjects), batch), desc=f"teacher samples {entry}",
                       disable=jax.process_index() != 0):

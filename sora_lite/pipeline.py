@@ -50,6 +50,13 @@ def num_tokens(cfg: ConfigDict, num_frames: int, height: int, width: int) -> int
     return math.prod(patchify.grid_shape(latent_grid(cfg, num_frames, height, width)[:3], tuple(cfg.dit.patch)))
 
 
+def sampling_shift(cfg: ConfigDict, num_frames: int, height: int, width: int) -> float:
+    """The sampling grid's time shift at a video size: the resolution shift times `sample.shift`
+    (checkpoints written before that key sample with 1)."""
+    resolution = diffusion.timestep_shift(num_tokens(cfg, num_frames, height, width), cfg.diffusion.base_tokens)
+    return validate.number("sample.shift", cfg.sample.get("shift", 1.0), 1e-3) * resolution
+
+
 def sampling_bytes(cfg: ConfigDict, batch: int, num_frames: int, height: int, width: int) -> int:
     """About the peak memory of sampling `batch` videos of a size: the DiT's attention scores
     (float32 [2B, heads, N, N]: guidance doubles the batch) and the decoder's full-size
@@ -250,7 +257,7 @@ class Pipeline:
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         latent_shape = latent_grid(self.cfg, num_frames, height, width)
         admit(self.cfg, len(prompts), shape, self.mesh)
-        shift = diffusion.timestep_shift(num_tokens(self.cfg, num_frames, height, width), self.cfg.diffusion.base_tokens)
+        shift = sampling_shift(self.cfg, num_frames, height, width)
         guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
         count = len(prompts)
         key = jax.random.key(seed)

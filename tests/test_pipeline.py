@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from sora_lite import Pipeline
+from sora_lite import Pipeline, diffusion, pipeline
 from sora_lite.checkpoint import CheckpointError
+from sora_lite.pipeline import num_tokens
 
 PROMPTS = ["a red circle moving left", "a blue square moving up"]
 
@@ -38,6 +39,22 @@ def test_images_and_other_aspect_ratios(pipe):
     image = pipe.generate(["a red circle"], num_frames=1, height=16, width=32, seed=0)
     assert image.shape == (1, 1, 16, 32, 3) and image.dtype == np.uint8
     assert pipe.generate(PROMPTS[:1], num_frames=9, height=32, width=16, seed=0).shape == (1, 9, 32, 16, 3)
+
+
+def test_sample_shift_warps_the_grid_and_old_checkpoints_sample_without_it(tiny_run, monkeypatch):
+    pipe = Pipeline.from_pretrained(tiny_run["dit_dir"])  # its own: the test edits its config
+    resolution = diffusion.timestep_shift(num_tokens(pipe.cfg, 5, 16, 16), pipe.cfg.diffusion.base_tokens)
+    shifts = []
+    sample = pipeline._sample
+    monkeypatch.setattr(pipeline, "_sample", lambda *a: shifts.append(a[8]) or sample(*a))  # (..., shift, start)
+    del pipe.cfg.sample["shift"]  # as a checkpoint written before the key
+    pipe.generate(PROMPTS[:1], steps=2, seed=0)
+    pipe.cfg.sample.shift = 4.0
+    pipe.generate(PROMPTS[:1], steps=2, seed=0)
+    assert shifts == [resolution, 4 * resolution]
+    pipe.cfg.sample.shift = 0.0
+    with pytest.raises(ValueError, match=r"^sample.shift must be a number >= 0.001; got 0.0$"):
+        pipe.generate(PROMPTS[:1], steps=2, seed=0)
 
 
 def test_an_autoencoder_workdir_is_not_a_model(tiny_run):
