@@ -4,6 +4,8 @@ aspect ratios; trained on a 2-core CPU.
 
 python scripts/train_autoencoder.py --config configs/camera.py --workdir runs/camera_ae
 python scripts/train.py --config configs/camera.py --workdir runs/camera --config.train.autoencoder=runs/camera_ae
+The shipped v2 fine-tunes that model, with more of its steps at high noise, where the move is decided:
+python scripts/train.py --config configs/camera.py --workdir runs/camera_v2 --config.train.init_from=sora_lite/assets/camera --config.train.lr=3e-4 --config.train.steps=5000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5
 Wall times and figures: sora_lite/assets/camera/MODEL_CARD.md.
 """
 
