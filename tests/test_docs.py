@@ -77,8 +77,9 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
         elif arg.startswith("--config.data.folder="):  # a folder of one's own videos: a few small clips
             arg = f"--config.data.folder={_video_folder(os.path.join(tmp, 'my_videos'))}"
         elif arg.startswith(("--config.train.init_from=", "--config.ae_train.init_from=")):  # from the tiny run
-            key, _, _ = arg.partition("=")
-            arg = f"{key}={os.path.join(tmp, 'ae' if 'ae_train' in key else 'dit')}"
+            key, _, value = arg.partition("=")
+            name = ("camera_" if "camera" in value else "") + ("ae" if "ae_train" in key else "dit")
+            arg = f"{key}={os.path.join(tmp, name)}"
         elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
             # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting; a
             # fine-tuning run's own), outputs
