@@ -19,7 +19,7 @@ def test_a_distillation_run_trains_on_the_teachers_samples_of_their_noise(tiny_r
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], distill_pairs=24, steps=2)
     cfg.diffusion.caption_dropout = 0.0
-    cfg.sample.update(steps=2, guidance=1.0)
+    cfg.sample.update(steps=2, guidance=1.0, shift=4.0)
     workdir = str(tmp_path / "student")
     train_dit.train(cfg, workdir, devices=ONE)
 
@@ -40,8 +40,8 @@ def test_a_distillation_run_trains_on_the_teachers_samples_of_their_noise(tiny_r
     np.testing.assert_allclose(again, pairs["latent"][:2], rtol=1e-4, atol=1e-4)
     assert np.abs(pairs["latent"] - pairs["noise"]).mean() > 1e-5  # sampled (by a tiny model: a small move)
 
-    student = Pipeline.from_pretrained(workdir)  # samples with its own config: few steps, no guidance
-    assert (student.cfg.sample.steps, student.cfg.sample.guidance) == (2, 1.0)
+    student = Pipeline.from_pretrained(workdir)  # samples with its own config: few steps, no guidance, its shift
+    assert (student.cfg.sample.steps, student.cfg.sample.guidance, student.cfg.sample.shift) == (2, 1.0, 4.0)
     assert student.generate(["a red circle moving left"]).shape == (1, 5, 16, 16, 3)
 
 
