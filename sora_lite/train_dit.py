@@ -180,6 +180,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
     training.check_settings(cfg, "train")
+    training.check_settings(cfg, "sample")  # a bad one would fail only at the first samples, hours in
     kinds = condition_weights(cfg)
     distill.check(cfg, kinds is not None)
     ae = autoencoder.load_autoencoder(tc.autoencoder or tc.init_from)  # a DiT model carries its own

@@ -81,6 +81,9 @@ SETTINGS = {
                  ("kl_weight", "float", 0, None), ("decoder_steps", "int", 0, None),
                  ("decoder_batch_size", "int", 1, None), ("decoder_lr", "float", 1e-12, None),
                  ("warmup", "int", 0, None), ("log_every", "int", 1, None), ("checkpoint_every", "int", 1, None)],
+    # How the trained DiT samples (its periodic samples, its final evaluation, and its users by
+    # default): the bounds Pipeline checks again when it samples.
+    "sample": [("steps", "int", 1, 1000), ("guidance", "float", 0, None), ("shift", "float", 1e-3, None)],
 }
 
 

@@ -203,6 +203,7 @@ def test_documented_commands_on_the_shipped_models_run(data_dir, tmp_path, monke
     ("--config.data.mixture=5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
     ("--config.dit.sise=M", "no such config key: 'sise' Did you mean \"size\""),
     ("--peer_timeout=0", "--peer_timeout must be an integer >= 1; got 0"),
+    ("--config.sample.shift=0", "sample.shift must be a number >= 0.001; got 0.0"),
     ("--coordinator=127.0.0.1:99999", "--coordinator must be HOST:PORT with a port in 1..65535; got '127.0.0.1:99999'"),
 ])
 def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, flag, message):
@@ -214,3 +215,4 @@ def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, 
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py: error: ") and message in last, run.stderr
+    assert not os.path.exists(tmp_path / "w" / "checkpoints")  # said before any training
