@@ -3,9 +3,10 @@ another is lost, and the coordination service in a process of its own.
 
 JAX runs its coordination service inside process 0, so when process 0 dies the others lose it
 mid-call and JAX aborts them with its own fatal message. Here process 0 starts the service in a
-small process of its own instead (`start`), which serves until process 0 has gone (its pipe
-closes), then shuts the service down cleanly: every other process's watcher then sees it gone
-and stops in one line naming process 0, as it does for any other lost process.
+small process of its own instead (`start`). At a run's end process 0 says so and the service
+stops with it; when process 0 dies instead, the service serves on for the peer timeout and a
+margin, so that every other process's watcher sees process 0's heartbeats stop and ends in one
+line naming it, as it does for any other lost process.
 
     python -m sora_lite.coordination [::]:PORT NUM_PROCESSES PEER_TIMEOUT
 """
@@ -13,6 +14,7 @@ and stops in one line naming process 0, as it does for any other lost process.
 import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -60,8 +62,11 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     client.wait_at_barrier("sora_lite_done", 3_600_000)
     done.set()
     # Joined before exit: a thread still inside the runtime's call when Python finalises aborts it.
-    watcher.join()  # (process 0's returns once every other process has left: its exit stops the service)
-    if jax.process_index() != 0:
+    watcher.join()  # (process 0's returns once every other process has left)
+    if jax.process_index() == 0:
+        _HELPER.stdin.write("done\n")  # the service can stop now, with this process
+        _HELPER.stdin.flush()
+    else:
         jax.distributed.shutdown()
 
 
@@ -115,10 +120,22 @@ def _lost(name: str, why: str) -> str:
 _HELPER = None  # the service's process: kept until this one exits, whose closing pipe stops it
 
 
+def _grace(peer_timeout: int) -> int:
+    """Seconds the service serves on after process 0 died: the others' watchers see it go first."""
+    return peer_timeout + 10
+
+
 def start(port: int, num_processes: int, peer_timeout: int):
     """The service on `port`, in a new session (a terminal's Ctrl-C is for the trainers, which
     save a checkpoint through it). Returns once it serves."""
     global _HELPER
+    # The port may still be served by an earlier run's service after its process 0 died (`main`);
+    # gRPC would bind beside it (SO_REUSEPORT) and share the connections out between the two.
+    deadline = time.monotonic() + _grace(peer_timeout) + 5
+    while _served(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} is in use by another program: pick another --coordinator port")
+        time.sleep(0.5)
     _HELPER = subprocess.Popen([sys.executable, "-m", "sora_lite.coordination", f"[::]:{port}", str(num_processes),
                                 str(peer_timeout)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, start_new_session=True, text=True)
@@ -128,8 +145,18 @@ def start(port: int, num_processes: int, peer_timeout: int):
                            f"({said or 'it exited'}): pick another --coordinator port")
 
 
+def _served(port: int) -> bool:
+    """Whether something on this host accepts connections on `port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def main():
-    """The service's process (`start`): serve until process 0's pipe closes."""
+    """The service's process (`start`): serve until process 0's pipe closes, for the grace period
+    more unless process 0 said the run is done."""
     address, num_processes, peer_timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     from jax._src.lib import _jax  # the service jax.distributed.initialize starts in process 0
 
@@ -140,7 +167,8 @@ def main():
         print(" ".join(str(e).split())[:200], flush=True)
         return
     print("serving", flush=True)
-    sys.stdin.read()  # returns when process 0 has gone, at its end or killed
+    if sys.stdin.read() != "done\n":  # returns when process 0 has gone, at its end or killed
+        time.sleep(_grace(peer_timeout))
     service.shutdown()
     os._exit(0)  # nothing else to tear down
 

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from sora_lite import autoencoder, checkpoint
+from sora_lite import autoencoder, checkpoint, coordination
 from sora_lite.checkpoint import abstract_state, complete_steps
 from sora_lite.dit import build_dit
 
@@ -114,3 +114,24 @@ def test_a_killed_process_stops_the_other_in_one_line_and_the_rerun_ends_as_one_
     assert step == STEPS
     for a, b in zip(jax.tree.leaves(two), jax.tree.leaves(single), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_service_stops_when_process_0_is_done_and_serves_on_when_it_died():
+    port = _free_port()
+    coordination.start(port, 2, 1)
+    helper = coordination._HELPER
+    helper.stdin.write("done\n")  # the end of a run: the service stops at once
+    helper.stdin.close()
+    assert helper.wait(timeout=10) == 0 and not coordination._served(port)
+
+    coordination.start(port, 2, 1)
+    died = coordination._HELPER
+    died.stdin.close()  # process 0 died: the others' watchers need the service a while longer
+    time.sleep(3)
+    assert died.poll() is None and coordination._served(port)
+    t0 = time.time()
+    coordination.start(port, 2, 1)  # a rerun on the same port waits for the old service to stop
+    assert died.poll() == 0 and time.time() - t0 > 3
+    coordination._HELPER.stdin.write("done\n")
+    coordination._HELPER.stdin.close()
+    assert coordination._HELPER.wait(timeout=10) == 0
