@@ -63,11 +63,11 @@ def processes(coordinator: str | None, num_processes: int | None, process_id: in
     done.set()
     # Joined before exit: a thread still inside the runtime's call when Python finalises aborts it.
     watcher.join()  # (process 0's returns once every other process has left)
-    if jax.process_index() == 0:
+    if jax.process_index() != 0:
+        jax.distributed.shutdown()
+    elif _HELPER is not None:  # (under a cluster's auto-detection JAX runs the service here)
         _HELPER.stdin.write("done\n")  # the service can stop now, with this process
         _HELPER.stdin.flush()
-    else:
-        jax.distributed.shutdown()
 
 
 def _watch_peers(client, done: threading.Event):
@@ -131,7 +131,11 @@ def start(port: int, num_processes: int, peer_timeout: int):
     global _HELPER
     # The port may still be served by an earlier run's service after its process 0 died (`main`);
     # gRPC would bind beside it (SO_REUSEPORT) and share the connections out between the two.
-    deadline = time.monotonic() + _grace(peer_timeout) + 5
+    wait = _grace(peer_timeout) + 5
+    deadline = time.monotonic() + wait
+    if _served(port):
+        print(f"port {port} is in use, by an earlier run's service if its process 0 died: waiting up to {wait} s "
+              "for it to stop", file=sys.stderr, flush=True)
     while _served(port):
         if time.monotonic() > deadline:
             raise RuntimeError(f"port {port} is in use by another program: pick another --coordinator port")

@@ -116,7 +116,7 @@ def test_a_killed_process_stops_the_other_in_one_line_and_the_rerun_ends_as_one_
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_the_service_stops_when_process_0_is_done_and_serves_on_when_it_died():
+def test_the_service_stops_when_process_0_is_done_and_serves_on_when_it_died(capsys):
     port = _free_port()
     coordination.start(port, 2, 1)
     helper = coordination._HELPER
@@ -132,6 +132,7 @@ def test_the_service_stops_when_process_0_is_done_and_serves_on_when_it_died():
     t0 = time.time()
     coordination.start(port, 2, 1)  # a rerun on the same port waits for the old service to stop
     assert died.poll() == 0 and time.time() - t0 > 3
+    assert f"port {port} is in use" in capsys.readouterr().err
     coordination._HELPER.stdin.write("done\n")
     coordination._HELPER.stdin.close()
     assert coordination._HELPER.wait(timeout=10) == 0
