@@ -117,7 +117,7 @@ def _lost(name: str, why: str) -> str:
             "rerun every process with the same command to resume from the newest checkpoint")
 
 
-_HELPER = None  # the service's process: kept until this one exits, whose closing pipe stops it
+_HELPER = None  # the service's process: stopped by this one's "done", or a grace period after its pipe closes
 
 
 def _grace(peer_timeout: int) -> int:

@@ -10,6 +10,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from sora_lite import autoencoder, checkpoint, coordination
@@ -136,3 +137,14 @@ def test_the_service_stops_when_process_0_is_done_and_serves_on_when_it_died(cap
     coordination._HELPER.stdin.write("done\n")
     coordination._HELPER.stdin.close()
     assert coordination._HELPER.wait(timeout=10) == 0
+
+
+def test_a_port_another_program_holds_is_one_line_naming_the_fix(monkeypatch):
+    monkeypatch.setattr(coordination, "_grace", lambda peer_timeout: 0)  # wait 5 s, not peer_timeout + 15
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"^port {port} is in use by another program: pick another "
+                                               "--coordinator port$"):
+            coordination.start(port, 2, 1)
