@@ -27,6 +27,10 @@ from sora_lite.video import to_model, to_uint8
 # steps without guidance (text-to-video), and Camera Moves.
 MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "distilled", "camera")}
 
+# How a model may sample, as (low, high) of each `sample` setting: checked here when a user
+# samples, and before a training run starts (training.SETTINGS), whose samples use them too.
+SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None)}
+
 
 def model_path(model: str | None) -> str:
     """A shipped model's folder by name (None: the default), or `model` itself: a path."""
@@ -54,7 +58,7 @@ def sampling_shift(cfg: ConfigDict, num_frames: int, height: int, width: int) ->
     """The sampling grid's time shift at a video size: the resolution shift times `sample.shift`
     (checkpoints written before that key sample with 1)."""
     resolution = diffusion.timestep_shift(num_tokens(cfg, num_frames, height, width), cfg.diffusion.base_tokens)
-    return validate.number("sample.shift", cfg.sample.get("shift", 1.0), 1e-3) * resolution
+    return validate.number("sample.shift", cfg.sample.get("shift", 1.0), *SAMPLE_BOUNDS["shift"]) * resolution
 
 
 def sampling_bytes(cfg: ConfigDict, batch: int, num_frames: int, height: int, width: int) -> int:
@@ -252,8 +256,9 @@ class Pipeline:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
         num_frames, height, width = shape
-        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, 1, 1000)
-        guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance, 0)
+        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, *SAMPLE_BOUNDS["steps"])
+        guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance,
+                                   *SAMPLE_BOUNDS["guidance"])
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         latent_shape = latent_grid(self.cfg, num_frames, height, width)
         admit(self.cfg, len(prompts), shape, self.mesh)

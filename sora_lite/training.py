@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from sora_lite import data, sharding, validate
 from sora_lite import video as video_io
-from sora_lite.pipeline import latent_grid
+from sora_lite.pipeline import SAMPLE_BOUNDS, latent_grid
 
 
 def fingerprint(*parts) -> str:
@@ -82,8 +82,8 @@ SETTINGS = {
                  ("decoder_batch_size", "int", 1, None), ("decoder_lr", "float", 1e-12, None),
                  ("warmup", "int", 0, None), ("log_every", "int", 1, None), ("checkpoint_every", "int", 1, None)],
     # How the trained DiT samples (its periodic samples, its final evaluation, and its users by
-    # default): the bounds Pipeline checks again when it samples.
-    "sample": [("steps", "int", 1, 1000), ("guidance", "float", 0, None), ("shift", "float", 1e-3, None)],
+    # default): Pipeline's bounds.
+    "sample": [(key, "int" if key == "steps" else "float", *bounds) for key, bounds in SAMPLE_BOUNDS.items()],
 }
 
 
