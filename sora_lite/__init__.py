@@ -12,9 +12,20 @@ Shape letters used in comments throughout:
 """
 
 import os
+import sys
 
-import flax
-import jax
+# flax.nnx imports IPython (half a second, a third of a fresh process's start-up after jax) only
+# to ask whether it runs inside IPython. Outside IPython it does not: nnx is imported with IPython
+# hidden, which it reads as "not in IPython", and IPython stays importable afterwards.
+if "IPython" not in sys.modules:
+    sys.modules["IPython"] = None
+    try:
+        from flax import nnx  # noqa: F401
+    finally:
+        del sys.modules["IPython"]
+
+import flax  # noqa: E402
+import jax  # noqa: E402
 
 # Parameters carry logical axis names that sharding.py maps onto a mesh when the model
 # is created (jit with out_shardings); they must not demand a mesh on their own.
