@@ -160,7 +160,7 @@ def test_remat_recomputes_without_changing_gradients(live_model, remat):
     grad = nnx.jit(lambda m: nnx.grad(lambda m: jnp.mean(call(m, z, t, text, mask) ** 2))(m))  # compiled: fast
     expected, got = grad(live_model), grad(make_live(remat=remat))
     for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_remat_policies_keep_less_for_the_backward_pass():
