@@ -1,5 +1,6 @@
-"""Train the video autoencoder on the Moving Shapes mixture and report validation PSNR and
-the share of reconstructions scored correct, per shape; rerun the same command to resume.
+"""Train the video autoencoder on the config's data mixture (`data.name` or `data.folder`) and
+report validation PSNR and the share of reconstructions scored correct, per shape; rerun the
+same command to resume.
 
 python scripts/train_autoencoder.py --config configs/shapes.py --workdir runs/shapes_ae
 """

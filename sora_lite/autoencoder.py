@@ -191,6 +191,12 @@ class Autoencoder(nnx.Module):
         return z * self.latent_scale[...] + self.latent_shift[...]
 
 
+@nnx.jit
+def encode_latent(ae: Autoencoder, video):
+    """video [B, T, H, W, 3] in [-1, 1] -> what the DiT works on: the encoder's mean, normalised."""
+    return ae.normalize(ae.encode(video)[0])
+
+
 def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> Autoencoder:
     """The autoencoder of `cfg.ae` (its architecture section)."""
     return Autoencoder(cfg.ae, nnx.Rngs(seed))

@@ -101,11 +101,6 @@ def _given(ae, video, frame_mask):
     return conditioning.given(ae, video, frame_mask)
 
 
-@nnx.jit
-def _encode(ae, video):
-    return ae.normalize(ae.encode(video)[0])
-
-
 class Pipeline:
     """A trained DiT (EMA weights), its autoencoder and the frozen text encoder."""
 
@@ -215,7 +210,7 @@ class Pipeline:
             raise ValueError(f"strength must be in (0, 1]; got {strength}")
         video = _resize(video, height, width)
         shape = (video.shape[1], *video.shape[2:4])
-        latent = np.asarray(_encode(self.ae, to_model(video)))  # [B, t, h, w, C]
+        latent = np.asarray(autoencoder.encode_latent(self.ae, to_model(video)))  # [B, t, h, w, C]
         return self._sample(prompts, shape, seed, steps, guidance, start=strength, init=latent)
 
     def story(self, prompts, frames_per_scene: int = 17, height=None, width=None, seed: int = 0, steps=None,

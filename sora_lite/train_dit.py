@@ -39,11 +39,6 @@ from sora_lite.pipeline import Pipeline, num_tokens
 from sora_lite.text import TextEncoder
 
 
-@nnx.jit
-def _encode(ae, video):
-    return ae.normalize(ae.encode(video)[0])
-
-
 def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict:
     """{"latent": [n, t, h, w, C], "subject": [n]} of every training clip of `entry`: the frozen
     encoder's normalised mean, cached under a key of the autoencoder's weights and the data."""
@@ -54,7 +49,7 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
         ds = data.clips(cfg.data, "train", entry)
         for batch in tqdm(data.batches(ds, 64, seed=0, repeat=False), desc=f"encoding {entry}",
                           disable=jax.process_index() != 0):
-            latents.append(np.asarray(_encode(ae, jnp.asarray(batch["video"]))))
+            latents.append(np.asarray(autoencoder.encode_latent(ae, jnp.asarray(batch["video"]))))
             subjects.append(batch["subject"])
         return {"latent": np.concatenate(latents), "subject": np.concatenate(subjects)}
 
