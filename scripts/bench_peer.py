@@ -17,6 +17,8 @@ import json
 import os
 import subprocess
 
+from sora_lite.shapes import parse_shape
+
 # (DiT size, video frames x height x width, batch): the shipped size, 80 tokens x 32; DiT-S, 320 x 8.
 CASES = "cpu:17x32x32:32,S:17x64x64:8"
 
@@ -60,7 +62,7 @@ def main():
     for case in args.cases.split(","):
         try:
             size, shape, batch = case.split(":")
-            frames, height, width = map(int, shape.split("x"))
+            frames, height, width = parse_shape(shape)
             batch = int(batch)
         except ValueError:
             parser.exit(2, f"bench_peer.py: error: --cases entry {case!r} is not SIZE:FRAMESxHEIGHTxWIDTH:BATCH\n")
