@@ -1,5 +1,6 @@
 """The default model distilled to 4 sampling steps without guidance (sora_lite/distill.py: reflow
-on the default model's own samples, 25 guided steps each); 2-core CPU.
+on the default model's own samples, 25 guided steps each, learnt at the student's 4 sampling
+times); 2-core CPU.
 
 python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default
 python scripts/export.py --workdir runs/distilled --out sora_lite/assets/distilled/checkpoints

@@ -45,12 +45,16 @@ def drop_captions(key, cond, null_text, null_mask, rate: float):
     return cond._replace(text=text, mask=mask)
 
 
-def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None):
+def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None, times=None):
     """Mean squared error between predicted and true velocity at random t and random `noise` (or
     the noise given: x0 is its sample, distill.py), over the latent frames `weights` [B, t]
-    counts (default: all; given frames are not generated)."""
+    counts (default: all; given frames are not generated). t is logit-normal, or one of `times`
+    [S] when given (distill.py: the few-step sampler's own)."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
-    t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
+    if times is None:
+        t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
+    else:
+        t = jax.random.choice(k_t, times, (x0.shape[0],))
     if noise is None:
         noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
     cond = drop_captions(k_drop, cond, null_text, null_mask, cfg.caption_dropout)

@@ -145,8 +145,9 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
             weights = 1.0 - conditioning.held(cond.frames)[1][:, :, 0, 0, 0].astype(jnp.float32)  # [B, t] generated
         tokens = math.prod(patchify.grid_shape(latent.shape[1:4], tuple(cfg.dit.patch)))
         shift = diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens)  # this shape's own
+        times = distill.student_times(cfg, shift) if "noise" in batch else None
         loss_fn = lambda m: diffusion.loss(m, latent, cond, table["null_text"], table["null_mask"],  # noqa: E731
-                                           k_loss, cfg.diffusion, shift, weights, batch.get("noise"))
+                                           k_loss, cfg.diffusion, shift, weights, batch.get("noise"), times)
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, training.trainable(cfg.train.trainable)))
         loss, grads = grad_fn(nnx.merge(graphdef, state)[0])
         grad_norm = optax.tree.norm(grads)

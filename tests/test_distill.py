@@ -55,3 +55,24 @@ def test_a_distillation_run_without_a_teacher_or_with_frames_is_one_line(tiny_ru
     cfg.train.update(update)
     with pytest.raises(ValueError, match=message):
         train_dit.train(cfg, "/nonexistent")
+
+
+def test_the_student_trains_at_the_times_its_few_step_sampler_evaluates_it(tiny_run):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.sample.update(steps=4, shift=4.0)
+    times = np.asarray(distill.student_times(cfg, 2.0))
+    np.testing.assert_allclose(times, [1.0, 0.96, 0.8888889, 0.7272727], rtol=1e-6)  # shift 8: 4 x 2
+
+    seen = []
+
+    def model(x, t, cond):  # records the times the loss asks the velocity at
+        seen.append(np.asarray(t))
+        return x
+
+    x0 = np.zeros((64, 2, 2, 2, 4), np.float32)
+    cond = Condition(np.zeros((64, 3, 8), np.float32), np.ones((64, 3), bool))
+    null = (np.zeros((3, 8), np.float32), np.zeros((3,), bool))
+    diffusion.loss(model, x0, cond, *null, jax.random.key(0), cfg.diffusion, 2.0, noise=x0, times=times)
+    assert set(np.round(seen[0], 6)) == set(np.round(times, 6))  # all four, and only they, in 64 draws
+    diffusion.loss(model, x0, cond, *null, jax.random.key(0), cfg.diffusion, 2.0, noise=x0)
+    assert len(set(np.round(seen[1], 6))) == 64  # without: logit-normal, every draw its own
