@@ -1,7 +1,7 @@
 """Measuring the DiT training step: per-device memory of the compiled step, model FLOPs, speed.
 
 `scripts/bench_memory.py` and `scripts/bench_train.py` print these and write JSON; the step
-is train_dit.py's own (`make_train_step` on state from `init_train_state`), fed synthetic
+is train_dit.py's own (`jit_train_step` on state from `init_train_state`), fed synthetic
 latents and text of the requested video size, so what is measured is what trains.
 """
 
@@ -58,8 +58,7 @@ class Step:
                                            abstract, self.state_sharding)
         self.replicated = NamedSharding(mesh, P())
         self.ae_graphdef, self.ae_abstract = nnx.split(nnx.eval_shape(lambda: autoencoder.build_autoencoder(cfg)))
-        fn = train_dit.make_train_step(self.graphdef, self.ae_graphdef, cfg)
-        self.jitted = jax.jit(fn, donate_argnums=(0, 1), out_shardings=(self.state_sharding, self.replicated, None))
+        self.jitted = train_dit.jit_train_step(self.graphdef, self.ae_graphdef, cfg, mesh, self.state_sharding)
 
     def abstract_args(self):
         """(state, progress, batch, caption table, autoencoder, rng, step) as ShapeDtypeStructs on the mesh; the
