@@ -242,8 +242,8 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     graphdef, state = nnx.split((model, opt, ema))
     ae_graphdef, ae_state = nnx.split(ae)
     ae_state = jax.device_put(jax.tree.map(np.asarray, ae_state), replicated)
-    train_step = training.PerShape(jit_train_step(graphdef, ae_graphdef, cfg, mesh, sharding.param_shardings(state, mesh)),
-                                   mesh)
+    jitted = jit_train_step(graphdef, ae_graphdef, cfg, mesh, sharding.param_shardings(state, mesh))
+    train_step = training.PerShape(jitted, mesh)
 
     def save(step):
         checkpoint.save(mngr, step, "dit", cfg, {"dit": nnx.state(ema), "ae": nnx.state(ae)},
