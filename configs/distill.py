@@ -13,7 +13,7 @@ from configs import shapes
 def get_config():
     c = shapes.get_config()
     # Pairs split over the mixture by weight; a small learning rate: the student starts as the teacher.
-    c.train.update(distill_pairs=8192, lr=1e-4, warmup=100, steps=3500, sample_every=0)
+    c.train.update(distill_pairs=8192, lr=1e-4, warmup=100, steps=5000, sample_every=0)
     c.diffusion.caption_dropout = 0.0  # sampled with the text alone: no unconditional velocity to learn
     # 4 steps on a grid shifted 4x further towards noise, where the layout and the motion are decided.
     c.sample.update(steps=4, guidance=1.0, shift=4.0)
