@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sora_lite import data, sampler, training
 from sora_lite.conditioning import Condition
-from sora_lite.pipeline import Pipeline, latent_grid, sampling_shift
+from sora_lite.pipeline import Pipeline, grid_shift, latent_grid, sampling_shift
 
 
 @nnx.jit(static_argnames=("steps",))
@@ -33,7 +33,7 @@ def _teacher_sample(dit, noise, cond, null_text, null_mask, steps, guidance, shi
 def student_times(cfg: ConfigDict, shift: float):
     """The times [steps] at which the student's sampler (`cfg.sample`) evaluates it, for a shape of
     resolution shift `shift`: the training timesteps of distillation."""
-    return sampler.time_grid(cfg.sample.steps, shift * cfg.sample.shift)[:-1]
+    return sampler.time_grid(cfg.sample.steps, grid_shift(cfg, shift))[:-1]
 
 
 def check(cfg: ConfigDict, frames_given: bool):

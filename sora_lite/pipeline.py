@@ -55,9 +55,14 @@ def num_tokens(cfg: ConfigDict, num_frames: int, height: int, width: int) -> int
 
 
 def sampling_shift(cfg: ConfigDict, num_frames: int, height: int, width: int) -> float:
-    """The sampling grid's time shift at a video size: the resolution shift times `sample.shift`
-    (checkpoints written before that key sample with 1)."""
-    resolution = diffusion.timestep_shift(num_tokens(cfg, num_frames, height, width), cfg.diffusion.base_tokens)
+    """The sampling grid's time shift at a video size."""
+    tokens = num_tokens(cfg, num_frames, height, width)
+    return grid_shift(cfg, diffusion.timestep_shift(tokens, cfg.diffusion.base_tokens))
+
+
+def grid_shift(cfg: ConfigDict, resolution: float) -> float:
+    """The sampling grid's time shift for a shape of resolution shift `resolution`: that times
+    `sample.shift` (checkpoints written before that key sample with 1)."""
     return validate.number("sample.shift", cfg.sample.get("shift", 1.0), *SAMPLE_BOUNDS["shift"]) * resolution
 
 
