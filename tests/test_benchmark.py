@@ -1,12 +1,17 @@
 """Tests for sora_lite.benchmark on the tiny DiT and 8 fake CPU devices."""
 
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import pytest
 from ml_collections import ConfigDict
 
 from sora_lite import benchmark, dit, sharding
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _step(mesh_sizes, frames=5, height=32, width=32, remat="none"):
@@ -45,3 +50,13 @@ def test_speed_reports_positive_rates_and_no_mfu_on_cpu():
     result = benchmark.speed(_step((2, 1, 1, 1)), steps=1, warmup=1)
     assert result["step_time_s"] > 0 and result["tokens_per_s"] > 0 and result["flops_per_step"] > 0
     assert result["mfu"] is None and benchmark.peak_flops(jax.devices()[0]) is None
+
+
+@pytest.mark.parametrize("case", ["cpu:0x32x32:4", "cpu:17x32:4", "cpu:17x32x32"])
+def test_bench_peer_names_a_bad_case_in_one_line(case):
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_peer.py"), "--cases", case],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (f"bench_peer.py: error: --cases entry {case!r} is not "
+                                                   "SIZE:FRAMESxHEIGHTxWIDTH:BATCH")
+    assert "Traceback" not in run.stderr
