@@ -116,3 +116,29 @@ def sample_prompts(image: bool = False) -> list[str]:
     subjects = (("red", "circle", "left"), ("blue", "square", "up"), ("yellow", "triangle", "right"),
                 ("green", "circle", "left"))
     return [spec_captions((c, s, None if image else d))[0] for c, s, d in subjects]
+
+
+def vocabulary_probe(embed) -> dict:
+    """How well an embedding of captions (`embed`: list of str -> [N, D]) names each attribute of
+    captions written only in the held-out vocabulary, when fitted on the training wordings alone:
+    {probe: {"color" | "shape" | "motion": percent right}} for a ridge-regression probe (on
+    standardised features) and a nearest-class-mean one (cosine). A ceiling for any model that
+    reads this embedding and learns words only from the training captions."""
+    videos = [s for s in SUBJECTS if s[2] is not None]
+    train = [(c, s) for s in videos for c in training_captions(s)]
+    test = [(heldout_caption(s, k), s) for s in videos for k in range(8)]
+    x, x_test = (embed([c for c, _ in pairs]) for pairs in (train, test))  # [N, D], [M, D]
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z, z_test = (x - mean) / std, (x_test - mean) / std
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    out = {"ridge": {}, "centroid": {}}
+    for i, attr in enumerate(("color", "shape", "motion")):
+        classes = sorted({s[i] for _, s in train})
+        y, y_test = (np.array([classes.index(s[i]) for _, s in pairs]) for pairs in (train, test))
+        onehot = np.eye(len(classes))[y]  # [N, K]
+        w = np.linalg.solve(z.T @ z + 1000.0 * np.eye(z.shape[1]), z.T @ onehot)  # [D, K]
+        centroids = unit(np.stack([unit(x)[y == k].mean(0) for k in range(len(classes))]))  # [K, D]
+        right = {"ridge": (z_test @ w).argmax(1) == y_test, "centroid": (unit(x_test) @ centroids.T).argmax(1) == y_test}
+        for probe, r in right.items():
+            out[probe][attr] = 100.0 * float(r.mean())
+    return out

@@ -33,7 +33,7 @@ def _find_model_dir() -> str:
 MODEL_DIR: str = _find_model_dir()
 
 _VOCAB, _MAX_POS, _TYPES = 30522, 512, 2
-_DIM, _HEADS, _FFN, _LAYERS, _EPS = 384, 12, 1536, 6, 1e-12
+_DIM, _HEADS, _FFN, LAYERS, _EPS = 384, 12, 1536, 6, 1e-12
 
 
 def _model_file(name: str) -> str:
@@ -52,7 +52,7 @@ def _weight_shapes() -> dict[str, tuple[int, ...]]:
               "embeddings.position_embeddings.weight": (_MAX_POS, _DIM),
               "embeddings.token_type_embeddings.weight": (_TYPES, _DIM)}
     norms = ["embeddings.LayerNorm"]
-    for i in range(_LAYERS):
+    for i in range(LAYERS):
         p = f"encoder.layer.{i}"
         linears = {"attention.self.query": (_DIM, _DIM), "attention.self.key": (_DIM, _DIM),
                    "attention.self.value": (_DIM, _DIM), "attention.output.dense": (_DIM, _DIM),
@@ -108,17 +108,26 @@ def _bert_layer(w: dict, p: str, x: jax.Array, mask: jax.Array) -> jax.Array:
     return _layer_norm(w, f"{p}.output.LayerNorm", x + _linear(w, f"{p}.output.dense", h))  # [B, L, D]
 
 
-@jax.jit
-def minilm(w: dict, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """BERT encoder of all-MiniLM-L6-v2: (input_ids [B, L] int32, mask [B, L] bool) -> [B, L, 384];
-    learned absolute positions, token type always 0."""
+def hidden_states(w: dict, input_ids: jax.Array, mask: jax.Array) -> list[jax.Array]:
+    """BERT encoder of all-MiniLM-L6-v2 (learned absolute positions, token type always 0):
+    (input_ids [B, L] int32, mask [B, L] bool) -> the embeddings' output and every layer's,
+    7 arrays [B, L, 384]; the last is what the video model reads."""
     L = input_ids.shape[1]
     x = w["embeddings.word_embeddings.weight"][input_ids]  # [B, L, D]
     x = x + w["embeddings.position_embeddings.weight"][:L] + w["embeddings.token_type_embeddings.weight"][0]
-    x = _layer_norm(w, "embeddings.LayerNorm", x)  # [B, L, D]
-    for i in range(_LAYERS):
-        x = _bert_layer(w, f"encoder.layer.{i}", x, mask)  # [B, L, D]
-    return x
+    states = [_layer_norm(w, "embeddings.LayerNorm", x)]  # [B, L, D]
+    for i in range(LAYERS):
+        states.append(_bert_layer(w, f"encoder.layer.{i}", states[-1], mask))  # [B, L, D]
+    return states
+
+
+@jax.jit
+def minilm(w: dict, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
+    """The last layer's states [B, L, D]: what the video model cross-attends to."""
+    return hidden_states(w, input_ids, mask)[-1]
+
+
+_all_layers = jax.jit(hidden_states)
 
 
 class TextEncoder:
@@ -136,18 +145,30 @@ class TextEncoder:
         self._weights = load_minilm()
 
     def __call__(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self._tokens(prompts)
+        return np.asarray(minilm(self._weights, ids, mask), np.float32), mask  # [B, L, D], [B, L]
+
+    def _tokens(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch(list(prompts))
         for prompt, e in zip(prompts, encodings):
             if e.overflowing:
-                warnings.warn(f"prompt {prompt!r} is longer than max_len={self.max_len} tokens; truncated", stacklevel=2)
+                warnings.warn(f"prompt {prompt!r} is longer than max_len={self.max_len} tokens; truncated", stacklevel=3)
         ids = np.array([e.ids for e in encodings], np.int32)  # [B, L]
         mask = np.array([e.attention_mask for e in encodings], bool)  # [B, L]
-        states = minilm(self._weights, ids, mask)  # [B, L, D]
-        return np.asarray(states, np.float32), mask
+        return ids, mask
 
-    def pooled(self, prompts: list[str]) -> np.ndarray:
-        """Sentence embedding [B, 384]: mean over non-pad tokens, then L2-normalise."""
-        states, mask = self(prompts)  # [B, L, D], [B, L]
-        m = mask[..., None].astype(np.float32)  # [B, L, 1]
-        mean = (states * m).sum(1) / np.maximum(m.sum(1), 1e-9)  # [B, D]
-        return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)  # [B, D]
+    def pooled(self, prompts: list[str], layer: int = -1) -> np.ndarray:
+        """Sentence embedding [B, 384]: `layer`'s states (0: the embeddings, -1: the last) averaged
+        over non-pad tokens, then L2-normalised."""
+        return self.pooled_layers(prompts)[layer]
+
+    def pooled_layers(self, prompts: list[str]) -> np.ndarray:
+        """`pooled` of every layer at once, [LAYERS + 1, B, 384], in batches of 256 prompts."""
+        out = []
+        for i in range(0, len(prompts), 256):
+            ids, mask = self._tokens(prompts[i : i + 256])
+            states = np.stack(_all_layers(self._weights, ids, mask))  # [LAYERS + 1, b, L, D]
+            m = mask[..., None].astype(np.float32)  # [b, L, 1]
+            mean = (states * m).sum(2) / np.maximum(m.sum(1), 1e-9)  # [LAYERS + 1, b, D]
+            out.append(mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12))
+        return np.concatenate(out, axis=1)

@@ -50,3 +50,24 @@ def test_sample_prompts():
     assert C.sample_prompts() == ["a red circle moving left", "a blue square moving up",
                                   "a yellow triangle moving right", "a green circle moving left"]
     assert C.sample_prompts(image=True)[0] == "a red circle"
+
+
+def test_vocabulary_probe_reads_what_an_embedding_knows_of_new_words():
+    import numpy as np
+
+    def knows(prompts):  # an embedding that knows every word of both vocabularies: one-hot attributes
+        names = [(attr, value, word) for vocab in (C.TRAIN, C.HELDOUT) for attr in ("color", "shape", "motion")
+                 for value, words in vocab[attr].items() for word in words]
+        values = sorted({(attr, value) for attr, value, _ in names})
+        out = np.zeros((len(prompts), len(values)))
+        for i, p in enumerate(prompts):
+            for attr, value, word in names:
+                phrase = word if isinstance(word, str) else word[0]  # motions: (participle, third person)
+                if re.search(rf"\b{phrase}\b", p) or (not isinstance(word, str) and re.search(rf"\b{word[1]}\b", p)):
+                    out[i, values.index((attr, value))] = 1.0
+        return out + 0.01 * np.random.default_rng(0).standard_normal(out.shape)  # no constant columns
+
+    knowing = C.vocabulary_probe(knows)
+    assert all(v == 100.0 for probe in knowing.values() for v in probe.values()), knowing
+    noise = C.vocabulary_probe(lambda prompts: np.random.default_rng(len(prompts)).standard_normal((len(prompts), 64)))
+    assert all(v < 60.0 for probe in noise.values() for v in probe.values()), noise
