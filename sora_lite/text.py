@@ -81,7 +81,7 @@ def load_minilm() -> dict[str, jax.Array]:
     unused = {k for k in weights if not k.startswith("pooler.") and k != "embeddings.position_ids"} - set(shapes)
     if unused:
         raise RuntimeError(f"unexpected weights in model.safetensors: {sorted(unused)}")
-    return jax.device_put({name: weights[name].astype(np.float32) for name in shapes})
+    return jax.device_put({name: weights[name].astype(np.float32, copy=False) for name in shapes})
 
 
 def _linear(w: dict, name: str, x: jax.Array) -> jax.Array:
