@@ -10,6 +10,7 @@ and motion of captions written only in held-out words. 2-core CPU: about 30 s.
 
 import argparse
 import json
+import os
 
 from sora_lite import cli
 
@@ -18,20 +19,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args()
+    folder = os.path.dirname(os.path.abspath(args.out)) if args.out else "."
+    if not os.path.isdir(folder):  # before the half minute of encoding, not after it
+        parser.exit(2, f"probe_text.py: error: --out {args.out!r}: no folder {folder}; create it or write elsewhere\n")
     try:
         from configs import base
         from sora_lite import captions, text
 
         encoder = text.TextEncoder(base.get_config().text.max_len)  # captions cut where the models cut them
-        embedded = {}  # prompts -> every layer's embeddings: one pass of the encoder for all layers
-
-        def embed(prompts, layer):
-            if tuple(prompts) not in embedded:
-                embedded[tuple(prompts)] = encoder.pooled_layers(prompts)
-            return embedded[tuple(prompts)][layer]
-
-        layers = {layer: captions.vocabulary_probe(lambda prompts: embed(prompts, layer))  # noqa: B023
-                  for layer in range(text.LAYERS + 1)}
+        train, test = captions.probe_captions()
+        x, x_test = (encoder.pooled_layers([c for c, _ in pairs]) for pairs in (train, test))  # [layers, N, D]
+        layers = {layer: captions.vocabulary_probe(x[layer], x_test[layer]) for layer in range(text.LAYERS + 1)}
         attrs = ("color", "shape", "motion")
         best = {a: max(r[a] for probes in layers.values() for r in probes.values()) for a in attrs}
         print(f"{'layer':>5}  {'probe':8} {'colour':>7} {'shape':>7} {'motion':>7}")

@@ -118,16 +118,23 @@ def sample_prompts(image: bool = False) -> list[str]:
     return [spec_captions((c, s, None if image else d))[0] for c, s, d in subjects]
 
 
-def vocabulary_probe(embed) -> dict:
-    """How well an embedding of captions (`embed`: list of str -> [N, D]) names each attribute of
-    captions written only in the held-out vocabulary, when fitted on the training wordings alone:
-    {probe: {"color" | "shape" | "motion": percent right}} for a ridge-regression probe (on
-    standardised features) and a nearest-class-mean one (cosine). A ceiling for any model that
-    reads this embedding and learns words only from the training captions."""
+def probe_captions() -> tuple[list, list]:
+    """What `vocabulary_probe` fits on and tests on, as (caption, subject) pairs: every training
+    caption of the video subjects, and 8 captions of each written only in the held-out vocabulary."""
     videos = [s for s in SUBJECTS if s[2] is not None]
     train = [(c, s) for s in videos for c in training_captions(s)]
     test = [(heldout_caption(s, k), s) for s in videos for k in range(8)]
-    x, x_test = (embed([c for c, _ in pairs]) for pairs in (train, test))  # [N, D], [M, D]
+    return train, test
+
+
+def vocabulary_probe(x: np.ndarray, x_test: np.ndarray) -> dict:
+    """How well an embedding of captions names each attribute of captions written only in the
+    held-out vocabulary, when fitted on the training wordings alone: `x` [N, D] and `x_test`
+    [M, D] embed `probe_captions()`'s two lists, in order. Returns {probe: {"color" | "shape" |
+    "motion": percent right}} for a ridge-regression probe (on standardised features) and a
+    nearest-class-mean one (cosine): a ceiling for any model that reads this embedding and
+    learns words only from the training captions."""
+    train, test = probe_captions()
     mean, std = x.mean(0), x.std(0) + 1e-6
     z, z_test = (x - mean) / std, (x_test - mean) / std
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731

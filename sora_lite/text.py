@@ -157,13 +157,14 @@ class TextEncoder:
         mask = np.array([e.attention_mask for e in encodings], bool)  # [B, L]
         return ids, mask
 
-    def pooled(self, prompts: list[str], layer: int = -1) -> np.ndarray:
-        """Sentence embedding [B, 384]: `layer`'s states (0: the embeddings, -1: the last) averaged
-        over non-pad tokens, then L2-normalised."""
-        return self.pooled_layers(prompts)[layer]
+    def pooled(self, prompts: list[str]) -> np.ndarray:
+        """Sentence embedding [B, 384]: the last layer's states averaged over non-pad tokens, then
+        L2-normalised."""
+        return self.pooled_layers(prompts)[-1]
 
     def pooled_layers(self, prompts: list[str]) -> np.ndarray:
-        """`pooled` of every layer at once, [LAYERS + 1, B, 384], in batches of 256 prompts."""
+        """`pooled` of every layer's states (0: the embeddings' output), [LAYERS + 1, B, 384], in
+        batches of 256 prompts."""
         out = []
         for i in range(0, len(prompts), 256):
             ids, mask = self._tokens(prompts[i : i + 256])

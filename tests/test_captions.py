@@ -67,7 +67,23 @@ def test_vocabulary_probe_reads_what_an_embedding_knows_of_new_words():
                     out[i, values.index((attr, value))] = 1.0
         return out + 0.01 * np.random.default_rng(0).standard_normal(out.shape)  # no constant columns
 
-    knowing = C.vocabulary_probe(knows)
+    train, test = ([c for c, _ in pairs] for pairs in C.probe_captions())
+    knowing = C.vocabulary_probe(knows(train), knows(test))
     assert all(v == 100.0 for probe in knowing.values() for v in probe.values()), knowing
-    noise = C.vocabulary_probe(lambda prompts: np.random.default_rng(len(prompts)).standard_normal((len(prompts), 64)))
+    rng = np.random.default_rng(0)
+    noise = C.vocabulary_probe(rng.standard_normal((len(train), 64)), rng.standard_normal((len(test), 64)))
     assert all(v < 60.0 for probe in noise.values() for v in probe.values()), noise
+
+
+def test_probe_script_names_a_missing_output_folder_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "missing" / "probe.json"
+    run = subprocess.run([sys.executable, os.path.join(root, "scripts", "probe_text.py"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (f"probe_text.py: error: --out {str(out)!r}: no folder {out.parent}; "
+                                  "create it or write elsewhere")
