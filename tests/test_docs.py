@@ -198,12 +198,11 @@ def test_documented_commands_on_the_shipped_models_run(data_dir, tmp_path, monke
     run_group("shipped_models", data_dir, tmp_path, monkeypatch, capsys)
 
 
+# One mistake from each place a script can catch one: absl's flag parsing, the trainer's checks,
+# the multi-process set-up (the checks' other messages: test_config_mistakes_fail_before_training).
 @pytest.mark.parametrize("flag,message", [
     ("--config.dit.size=M", "unknown DiT size 'M'"),
-    ("--config.data.mixture=5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
     ("--config.dit.sise=M", "no such config key: 'sise' Did you mean \"size\""),
-    ("--peer_timeout=0", "--peer_timeout must be an integer >= 1; got 0"),
-    ("--config.sample.shift=0", "sample.shift must be a number >= 0.001; got 0.0"),
     ("--coordinator=127.0.0.1:99999", "--coordinator must be HOST:PORT with a port in 1..65535; got '127.0.0.1:99999'"),
 ])
 def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, flag, message):
@@ -216,3 +215,27 @@ def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, 
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py: error: ") and message in last, run.stderr
     assert not os.path.exists(tmp_path / "w" / "checkpoints")  # said before any training
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("data.mixture", "5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
+    ("sample.shift", 0.0, "sample.shift must be a number >= 0.001; got 0.0"),
+])
+def test_config_mistakes_fail_before_training(tiny_run, data_dir, tmp_path, key, value, message):
+    from conftest import tiny_config
+    from sora_lite import train_dit
+
+    cfg = tiny_config(data_dir, tiny_run["ae_dir"])
+    section, name = key.split(".")
+    cfg[section][name] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_dit.train(cfg, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+def test_a_bad_peer_timeout_is_named():
+    from sora_lite import coordination
+
+    with pytest.raises(ValueError, match=re.escape("--peer_timeout must be an integer >= 1; got 0")):
+        with coordination.processes(None, None, None, 0):
+            pass
