@@ -51,6 +51,7 @@ def get_config() -> ConfigDict:
     c.diffusion.logit_std = 1.0
     c.diffusion.base_tokens = 20  # timestep shift sqrt(tokens / base_tokens): 2 at 17x32x32 (80 tokens)
     c.diffusion.caption_dropout = 0.1
+    c.diffusion.motion_weight = 0.0  # > 0: also the error in each latent frame's change from the last (diffusion.loss)
 
     # edit_strength: how much of a video `Pipeline.edit` noises before resampling (SDEdit), in (0, 1].
     # shift: multiplies the resolution shift of the sampling grid (> 1: steps crowd nearer noise,

@@ -48,8 +48,9 @@ def drop_captions(key, cond, null_text, null_mask, rate: float):
 def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None, times=None):
     """Mean squared error between predicted and true velocity at random t and random `noise` (or
     the noise given: x0 is its sample, distill.py), over the latent frames `weights` [B, t]
-    counts (default: all; given frames are not generated). t is logit-normal, or one of `times`
-    [S] when given (distill.py: the few-step sampler's own)."""
+    counts (default: all; given frames are not generated), plus `cfg.motion_weight` times that error
+    in the change between consecutive latent frames. t is logit-normal, or one of `times` [S] when
+    given (distill.py: the few-step sampler's own)."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
     if times is None:
         t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
@@ -58,8 +59,14 @@ def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=
     if noise is None:
         noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
     cond = drop_captions(k_drop, cond, null_text, null_mask, cfg.caption_dropout)
-    v = model(add_noise(x0, noise, t), t, cond)
-    err = jnp.mean(jnp.square(v.astype(jnp.float32) - velocity_target(x0, noise)), axis=(2, 3, 4))  # [B, t]
+    miss = model(add_noise(x0, noise, t), t, cond).astype(jnp.float32) - velocity_target(x0, noise)  # [B, t, h, w, C]
+    err = jnp.mean(jnp.square(miss), axis=(2, 3, 4))  # [B, t]
+    if cfg.motion_weight and x0.shape[1] > 1:
+        # What changes from one latent frame to the next (the motion) is a small part of the plain
+        # error, which the content that every frame shares dominates; this term weighs it on its own
+        # and counts it against the later frame of each pair.
+        change = jnp.mean(jnp.square(miss[:, 1:] - miss[:, :-1]), axis=(2, 3, 4))  # [B, t - 1]
+        err = err.at[:, 1:].add(cfg.motion_weight * change)
     if weights is None:
         return jnp.mean(err)
     return jnp.sum(err * weights) / jnp.maximum(jnp.sum(weights), 1.0)

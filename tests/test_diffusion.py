@@ -86,7 +86,7 @@ def test_drop_captions_rate_and_replacement():
 
 def test_loss_is_zero_for_the_true_velocity_and_positive_otherwise():
     x0, _ = _pair((8, 1, 2, 2, 3))
-    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.1))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.1, motion_weight=0.0))
     text, mask = jnp.zeros((8, 2, 4)), jnp.ones((8, 2), bool)
     null = (jnp.zeros((2, 4)), jnp.ones((2,), bool))
     seen_t = []
@@ -106,7 +106,7 @@ def test_loss_is_zero_for_the_true_velocity_and_positive_otherwise():
 
 def test_loss_counts_only_the_weighted_latent_frames():
     x0, _ = _pair((2, 3, 2, 2, 3))
-    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0, motion_weight=0.0))
     cond, null = Condition(jnp.zeros((2, 2, 4)), jnp.ones((2, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
     wrong_at_frame_1 = lambda xt, t, c: jnp.zeros_like(xt).at[:, 1].set(100.0)  # noqa: E731
     key = jax.random.key(0)
@@ -116,10 +116,28 @@ def test_loss_counts_only_the_weighted_latent_frames():
     assert float(without_1) < 10 < float(every) < float(only_1)
 
 
+def test_motion_weight_charges_only_errors_that_change_between_latent_frames():
+    """An error every latent frame shares (the content) costs the same with the motion term; one
+    that differs from frame to frame (the motion) costs more."""
+    x0, noise = _pair((2, 3, 2, 2, 3))
+    cond, null = Condition(jnp.zeros((2, 2, 4)), jnp.ones((2, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
+    plain, motion = (ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0, motion_weight=w))
+                     for w in (0.0, 2.0))
+    line = noise - x0
+    same = lambda xt, t, c: line + 1.0  # noqa: E731  off by 1 everywhere, in every frame alike
+    moving = lambda xt, t, c: line + jnp.array([1.0, -1.0, 1.0])[None, :, None, None, None]  # noqa: E731
+    key = jax.random.key(0)
+    loss = lambda cfg, model: float(F.loss(model, x0, cond, *null, key, cfg, 1.0, noise=noise))  # noqa: E731
+    np.testing.assert_allclose(loss(motion, same), loss(plain, same), rtol=1e-6)
+    np.testing.assert_allclose(loss(plain, moving), 1.0, rtol=1e-6)
+    # Frames 1 and 2 each change by 2 from the last: (3 + 2 * 2 * 2^2) / 3.
+    np.testing.assert_allclose(loss(motion, moving), (3 + 2 * 2 * 4) / 3, rtol=1e-6)
+
+
 def test_loss_with_given_noise_targets_that_noise():
     """Distillation pairs: x0 is the sample of a known noise, and the target is their line."""
     x0, noise = _pair((4, 1, 2, 2, 3))
-    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0, motion_weight=0.0))
     cond, null = Condition(jnp.zeros((4, 2, 4)), jnp.ones((4, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
     line = lambda xt, t, c: noise - x0  # noqa: E731  the straight path's velocity
     assert float(F.loss(line, x0, cond, *null, jax.random.key(0), cfg, 1.0, noise=noise)) < 1e-10
