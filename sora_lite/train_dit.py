@@ -191,6 +191,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         raise ValueError("set --config.train.autoencoder to a trained autoencoder workdir "
                          "(scripts/train_autoencoder.py writes one), or --config.train.init_from to a DiT model")
     training.check_settings(cfg, "train")
+    training.check_settings(cfg, "diffusion")  # a negative motion_weight would reward errors
     training.check_settings(cfg, "sample")  # a bad one would fail only at the first samples, hours in
     kinds = condition_weights(cfg)
     distill.check(cfg, kinds is not None)

@@ -81,6 +81,10 @@ SETTINGS = {
                  ("kl_weight", "float", 0, None), ("decoder_steps", "int", 0, None),
                  ("decoder_batch_size", "int", 1, None), ("decoder_lr", "float", 1e-12, None),
                  ("warmup", "int", 0, None), ("log_every", "int", 1, None), ("checkpoint_every", "int", 1, None)],
+    # How the DiT's loss draws times and captions, and weighs the motion (diffusion.py).
+    "diffusion": [("logit_mean", "float", None, None), ("logit_std", "float", 1e-12, None),
+                  ("base_tokens", "int", 1, None), ("caption_dropout", "float", 0, 1),
+                  ("motion_weight", "float", 0, None)],
     # How the trained DiT samples (its periodic samples, its final evaluation, and its users by
     # default): Pipeline's bounds.
     "sample": [(key, "int" if key == "steps" else "float", *bounds) for key, bounds in SAMPLE_BOUNDS.items()],

@@ -220,6 +220,7 @@ def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, 
 @pytest.mark.parametrize("key,value,message", [
     ("data.mixture", "5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
     ("sample.shift", 0.0, "sample.shift must be a number >= 0.001; got 0.0"),
+    ("diffusion.motion_weight", -1.0, "diffusion.motion_weight must be a number >= 0; got -1.0"),
 ])
 def test_config_mistakes_fail_before_training(tiny_run, data_dir, tmp_path, key, value, message):
     from conftest import tiny_config
