@@ -4,14 +4,17 @@ aspect ratios; trained on a 2-core CPU.
 
 python scripts/train_autoencoder.py --config configs/camera.py --workdir runs/camera_ae
 python scripts/train.py --config configs/camera.py --workdir runs/camera --config.train.autoencoder=runs/camera_ae
-The shipped v2 fine-tunes that model, with more of its steps at high noise, where the move is decided:
+v2 fine-tunes that model, with more of its steps at high noise, where the move is decided:
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v2 --config.train.init_from=sora_lite/assets/camera --config.train.lr=3e-4 --config.train.steps=5000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5
-The shipped v3 fine-tunes v2 with the error in each latent frame's change weighed apart, then with
+v3 fine-tunes v2 with the error in each latent frame's change weighed apart, then with
 half its clips given their first frame (which also lets it animate a photograph):
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_motion --config.train.init_from=sora_lite/assets/camera --config.train.lr=3e-4 --config.train.steps=2500 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_frames --config.train.init_from=runs/camera_v3_motion --config.train.lr=3e-4 --config.train.steps=2500 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_frames2 --config.train.init_from=runs/camera_v3_frames --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3 --config.train.init_from=runs/camera_v3_frames2 --config.train.lr=3e-4 --config.train.steps=3000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
+The shipped v4 is v3 trained by its last command once more, for 6,000 steps:
+python scripts/train.py --config configs/camera.py --workdir runs/camera_v4 --config.train.init_from=runs/camera_v3 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
+python scripts/export.py --workdir runs/camera_v4 --out sora_lite/assets/camera/checkpoints
 Wall times and figures: sora_lite/assets/camera/MODEL_CARD.md.
 """
 

@@ -34,7 +34,7 @@ def documented_commands() -> list[str]:
         text = text.replace("\\\n", " ")
         for line in text.splitlines():
             line = line.strip().strip("`")
-            for part in line.split("&&"):
+            for part in line.split("`")[0].split("&&"):  # an inline command ends at its backtick
                 part = re.sub(r"\s+#.*$", "", part.strip())  # a trailing comment
                 if re.match(r"^(python scripts/\S+\.py|sora-lite \w+)(\s|$)", part) and "..." not in part \
                         and not any(n in part for n in NOT_HERE) and part not in found:
