@@ -12,10 +12,12 @@ python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_moti
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_frames --config.train.init_from=runs/camera_v3_motion --config.train.lr=3e-4 --config.train.steps=2500 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3_frames2 --config.train.init_from=runs/camera_v3_frames --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v3 --config.train.init_from=runs/camera_v3_frames2 --config.train.lr=3e-4 --config.train.steps=3000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
-v4 is v3 trained by its last command once more, for 6,000 steps; the shipped v5 is v4 trained so again:
+v4 is v3 trained by its last command once more, for 6,000 steps; v5 is v4 trained so again, and the
+shipped v6 v5:
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v4 --config.train.init_from=runs/camera_v3 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v5 --config.train.init_from=runs/camera_v4 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
-python scripts/export.py --workdir runs/camera_v5 --out sora_lite/assets/camera/checkpoints
+python scripts/train.py --config configs/camera.py --workdir runs/camera_v6 --config.train.init_from=runs/camera_v5 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5
+python scripts/export.py --workdir runs/camera_v6 --out sora_lite/assets/camera/checkpoints
 Wall times and figures: sora_lite/assets/camera/MODEL_CARD.md.
 """
 
