@@ -33,8 +33,8 @@ def documented_commands() -> list[str]:
             text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
         text = text.replace("\\\n", " ")
         for line in text.splitlines():
-            line = line.strip().strip("`")
-            for part in line.split("`")[0].split("&&"):  # an inline command ends at its backtick
+            line = line.strip().lstrip("`").split("`")[0]  # an inline command ends at its closing backtick
+            for part in line.split("&&"):
                 part = re.sub(r"\s+#.*$", "", part.strip())  # a trailing comment
                 if re.match(r"^(python scripts/\S+\.py|sora-lite \w+)(\s|$)", part) and "..." not in part \
                         and not any(n in part for n in NOT_HERE) and part not in found:
