@@ -162,8 +162,9 @@ class DiT(nnx.Module):
         self.final_ada = dense(d, 2 * d, ("embed", "mlp"), rngs, dtype, init=ZERO)
         self.final = dense(d, patch_dim, ("embed", "patch"), rngs, dtype, init=ZERO)
 
-    def __call__(self, z, t, cond: Condition):
-        """z [B, t, h, w, C] noisy latent; t [B]; cond's text [B, L, 384] -> velocity like z."""
+    def __call__(self, z, t, cond: Condition, unroll: bool = False):
+        """z [B, t, h, w, C] noisy latent; t [B]; cond's text [B, L, 384] -> velocity like z.
+        `unroll`: unroll the loop over the blocks (training passes True; see below)."""
         grid = P.grid_shape(z.shape[1:4], self.patch)
         x = self.x_embed(P.patchify(z, self.patch))  # [B, N, D]
         if cond.frames is not None:
@@ -183,10 +184,11 @@ class DiT(nnx.Module):
         if self.remat != "none":
             forward = nnx.remat(forward, policy=REMAT_POLICIES[self.remat])
 
-        # Without remat the loop is unrolled: XLA:CPU runs the backward pass through a rolled loop
-        # 25% slower at the shipped size (the weights stay stacked). With remat it stays rolled:
+        # Training without remat unrolls the loop: XLA:CPU runs the backward pass through a rolled
+        # loop 25% slower at the shipped size (the weights stay stacked). With remat it stays rolled:
         # what each iteration keeps for the backward pass is then exactly what the policy says.
-        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry, unroll=self.remat == "none")
+        # Sampling keeps it rolled: its programs compile in under half the time (BENCHMARKS.md).
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry, unroll=unroll and self.remat == "none")
         def run(x, block):
             return sharding.constrain(forward(block, x), ("batch", "tokens", None))
 
