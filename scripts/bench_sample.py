@@ -7,7 +7,8 @@ In-process: the first `generate` call (tracing + XLA compilation + one run) minu
 call is the compile time; the warm time is the median over `--repeats` calls divided by
 `--batch`. Fresh process: `sora-lite generate` run twice with the same new persistent
 compilation cache (JAX_COMPILATION_CACHE_DIR in a temporary folder), so the first run starts
-with it empty and the second finds the programs the first one stored.
+with it empty and the second finds what the first one stored: compiled executables, and the
+request's saved program (programs.py), which spares it building the model.
 """
 
 import argparse

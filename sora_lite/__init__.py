@@ -12,34 +12,40 @@ Shape letters used in comments throughout:
 """
 
 import os
-import sys
 
-# flax.nnx imports IPython (half a second, a third of a fresh process's start-up after jax) only
-# to ask whether it runs inside IPython. Outside IPython it does not: nnx is imported with IPython
-# hidden, which it reads as "not in IPython", and IPython stays importable afterwards.
-if "IPython" not in sys.modules:
-    sys.modules["IPython"] = None
-    try:
-        from flax import nnx  # noqa: F401
-    finally:
-        del sys.modules["IPython"]
+import jax
 
-import flax  # noqa: E402
-import jax  # noqa: E402
 
-# Parameters carry logical axis names that sharding.py maps onto a mesh when the model
-# is created (jit with out_shardings); they must not demand a mesh on their own.
-flax.config.update("flax_always_shard_variable", False)
+def __getattr__(name):
+    # Pipeline (flax, orbax) on first use: `import sora_lite` stays light, and a fresh `sora-lite
+    # generate` whose program is saved (programs.py) never imports them.
+    if name == "Pipeline":
+        from sora_lite.pipeline import Pipeline
 
-from sora_lite.pipeline import Pipeline  # noqa: E402
+        return Pipeline
+    raise AttributeError(f"module 'sora_lite' has no attribute {name!r}")
+
+
+# The shipped models by name: Moving Shapes with frames as prompts, the same distilled to a few
+# steps without guidance (text-to-video), and Camera Moves.
+MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "distilled", "camera")}
+
+
+def model_path(model: str | None) -> str:
+    """A shipped model's folder by name (None: the default), or `model` itself: a path."""
+    return MODELS.get(model or "default", model)
+
+
+def cache_dir() -> str:
+    """$JAX_COMPILATION_CACHE_DIR, else ~/.cache/sora_lite/jax: where compiled programs persist."""
+    return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.expanduser("~/.cache/sora_lite/jax")
 
 
 def enable_compilation_cache():
-    """Persist compiled programs in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/sora_lite/jax: a second
+    """Persist compiled programs in `cache_dir()`: a second
     process skips XLA compilation. (Here, not in training.py, so that `sora-lite generate` does
     not import the input pipeline.)"""
-    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.expanduser("~/.cache/sora_lite/jax")
-    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_compilation_cache_dir", cache_dir())
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 

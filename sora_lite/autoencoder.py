@@ -18,10 +18,10 @@ they are saved and restored with its checkpoint.
 import einops
 import jax
 import jax.numpy as jnp
-from flax import nnx
 from ml_collections import ConfigDict
 
 from sora_lite import checkpoint
+from sora_lite.flax_setup import nnx
 
 TIME_FACTOR = 4
 

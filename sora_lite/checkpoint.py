@@ -17,9 +17,9 @@ import warnings
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from flax import nnx
 from ml_collections import ConfigDict
 
+from sora_lite.flax_setup import nnx
 
 # Orbax warns on every read-only open, which is how sampling opens a checkpoint: not news to a user.
 logging.getLogger("absl").addFilter(lambda record: not record.getMessage().startswith("Given directory is read only"))

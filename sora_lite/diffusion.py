@@ -8,6 +8,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def timestep_shift(num_tokens: int, base_tokens: int) -> float:
@@ -24,6 +25,13 @@ def sample_timesteps(key, batch: int, logit_mean: float, logit_std: float, shift
     """Logit-normal timesteps (SD3), then the resolution shift: [B]."""
     t = jax.nn.sigmoid(logit_mean + logit_std * jax.random.normal(key, (batch,)))
     return shift_time(t, shift)
+
+
+def noise(seed: int, count: int, shape) -> np.ndarray:
+    """Sampling's starting noise [count, *shape]: sample i from fold_in(key(seed), i), so that a
+    video does not depend on how many are made with it."""
+    key = jax.random.key(seed)
+    return np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(count)])
 
 
 def add_noise(x0, noise, t):

@@ -16,12 +16,12 @@ import os
 
 import jax
 import numpy as np
-from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from sora_lite import data, sampler, training
 from sora_lite.conditioning import Condition
+from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import Pipeline, grid_shift, latent_grid, sampling_shift
 
 

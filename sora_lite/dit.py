@@ -12,12 +12,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 from ml_collections import ConfigDict
 
 from sora_lite import patchify as P
 from sora_lite import sharding
 from sora_lite.conditioning import MASK_CHANNELS, Condition
+from sora_lite.flax_setup import nnx
 
 TEXT_DIM = 384  # MiniLM hidden size
 

@@ -13,28 +13,20 @@ import os
 
 import jax
 import numpy as np
-from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding, validate
+from sora_lite import model_path
 from sora_lite.conditioning import Condition
 from sora_lite.dit import SIZES, DiT, build_dit
+from sora_lite.flax_setup import nnx
 from sora_lite.text import TextEncoder
-from sora_lite.video import to_model, to_uint8
-
-# The shipped models by name: Moving Shapes with frames as prompts, the same distilled to a few
-# steps without guidance (text-to-video), and Camera Moves.
-MODELS = {name: os.path.join(os.path.dirname(__file__), "assets", name) for name in ("default", "distilled", "camera")}
+from sora_lite.video import from_sampler, to_model
 
 # How a model may sample, as (low, high) of each `sample` setting: checked here when a user
 # samples, and before a training run starts (training.SETTINGS), whose samples use them too.
 SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None)}
-
-
-def model_path(model: str | None) -> str:
-    """A shipped model's folder by name (None: the default), or `model` itself: a path."""
-    return MODELS.get(model or "default", model)
 
 
 def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -94,11 +86,14 @@ def admit(cfg: ConfigDict, batch: int, shape: tuple[int, int, int], mesh=None):
                          "once, or sample on a mesh")
 
 
-@nnx.jit(static_argnames=("steps",))
-def _sample(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start):
+def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start):
+    """Noise (or a noised latent) [B, t, h, w, C] -> video [B, T, H, W, 3] in [-1, 1]."""
     z = sampler.sample(dit, x, cond, null_text, null_mask, steps, guidance, shift, start)
     video = ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
     return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
+
+
+_sample = nnx.jit(sample_video, static_argnames=("steps",))
 
 
 @nnx.jit
@@ -149,10 +144,31 @@ class Pipeline:
         """uint8 [B, T, H, W, 3], one video per prompt (T = 1: images); the same seed gives the same
         video. Sizes default to `default_shape`, steps and guidance to the model's config."""
         prompts = validate.prompts(prompts)
-        num_frames, height, width = validate.sizes(num_frames, height, width)
-        num_frames, height, width = (d if v is None else v for v, d in zip((num_frames, height, width),
-                                                                          self.default_shape))
-        return self._sample(prompts, (num_frames, height, width), seed, steps, guidance)
+        return self._sample(prompts, self._size(num_frames, height, width), seed, steps, guidance)
+
+    def text_to_video(self, num_frames: int | None = None, height: int | None = None, width: int | None = None,
+                      steps: int | None = None, guidance: float | None = None):
+        """`generate` of one prompt at one size as a pure function of arrays, for jax.export
+        (programs.py): (function, names, weights, latent shape). function(weights, noise, text, mask,
+        null_text, null_mask) -> video [1, T, H, W, 3] in [-1, 1], `weights` (the DiT's and the
+        autoencoder's variables, named by `names`) as its first argument, not constants."""
+        shape = self._size(num_frames, height, width)
+        latent_shape, steps, guidance, shift = self._settings(1, shape, steps, guidance)
+        (dit_def, dit_state), (ae_def, ae_state) = nnx.split(self.dit), nnx.split(self.ae)
+        leaves, treedef = jax.tree_util.tree_flatten_with_path((dit_state, ae_state))
+
+        def function(weights, x, text, mask, null_text, null_mask):
+            dit_state, ae_state = jax.tree.unflatten(treedef, weights)
+            return sample_video(nnx.merge(dit_def, dit_state), nnx.merge(ae_def, ae_state), x,
+                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0)
+
+        names = [jax.tree_util.keystr(path) for path, _ in leaves]
+        return function, names, [np.asarray(v) for _, v in leaves], latent_shape
+
+    def _size(self, num_frames, height, width) -> tuple[int, int, int]:
+        """(frames, height, width) asked for, each checked; `default_shape`'s where not given."""
+        given = validate.sizes(num_frames, height, width)
+        return tuple(d if v is None else v for v, d in zip(given, self.default_shape))
 
     def image_to_video(self, prompts, image, num_frames: int = 17, height=None, width=None, seed: int = 0,
                        steps=None, guidance=None) -> np.ndarray:
@@ -255,18 +271,10 @@ class Pipeline:
     def _sample(self, prompts, shape, seed, steps, guidance, frames=None, start=1.0, init=None) -> np.ndarray:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
-        num_frames, height, width = shape
-        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, *SAMPLE_BOUNDS["steps"])
-        guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance,
-                                   *SAMPLE_BOUNDS["guidance"])
+        latent_shape, steps, guidance, shift = self._settings(len(prompts), shape, steps, guidance)
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
-        latent_shape = latent_grid(self.cfg, num_frames, height, width)
-        admit(self.cfg, len(prompts), shape, self.mesh)
-        shift = sampling_shift(self.cfg, num_frames, height, width)
-        guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
         count = len(prompts)
-        key = jax.random.key(seed)
-        x = np.stack([jax.random.normal(jax.random.fold_in(key, i), latent_shape) for i in range(count)])
+        x = diffusion.noise(seed, count, latent_shape)  # [B, t, h, w, C]
         if init is not None:  # SDEdit: the video's latent, noised to time `start`
             x = np.asarray(diffusion.add_noise(init, x, np.full((count,), start, np.float32)))
         text, mask = self.text_encoder(prompts)
@@ -283,11 +291,18 @@ class Pipeline:
             with jax.set_mesh(self.mesh):  # the DiT's activation constraints read it
                 video = _sample(self.dit, self.ae, on_batch(x), jax.tree.map(on_batch, cond), everywhere(null_text),
                                 everywhere(null_mask), steps, guidance, shift, start)
-        video = np.asarray(video)[:count]
-        if not np.isfinite(video).all():
-            raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "
-                                     "not finite; use an earlier checkpoint")
-        return to_uint8(video)
+        return from_sampler(np.asarray(video)[:count])
+
+    def _settings(self, count, shape, steps, guidance):
+        """(latent shape, steps, guidance, time shift) of sampling `count` videos of `shape`, each
+        checked, defaults from the config; guidance 1 is None."""
+        steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, *SAMPLE_BOUNDS["steps"])
+        guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance,
+                                   *SAMPLE_BOUNDS["guidance"])
+        latent_shape = latent_grid(self.cfg, *shape)
+        admit(self.cfg, count, shape, self.mesh)
+        guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
+        return latent_shape, steps, guidance, sampling_shift(self.cfg, *shape)
 
 
 def _resize(frames: np.ndarray, height, width) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from sora_lite import conditioning, diffusion
+from sora_lite.flax_setup import nnx
 
 
 def time_grid(steps: int, shift: float):

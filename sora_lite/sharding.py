@@ -16,9 +16,10 @@ through `attention`.
 import math
 
 import jax
-from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from sora_lite.flax_setup import nnx
 
 AXES = ("data", "fsdp", "tensor", "sequence")
 

@@ -15,7 +15,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
@@ -23,6 +22,7 @@ from sora_lite import autoencoder, checkpoint, data, metrics, sharding, training
 from sora_lite import video as video_io
 from sora_lite.autoencoder import build_autoencoder
 from sora_lite.captions import SUBJECTS
+from sora_lite.flax_setup import nnx
 
 
 @nnx.jit(donate_argnums=(0, 1))

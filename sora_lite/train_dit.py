@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
@@ -33,9 +32,10 @@ from tqdm import tqdm
 
 from sora_lite import autoencoder, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
 from sora_lite import distill, training
-from sora_lite.conditioning import Condition
 from sora_lite import video as video_io
+from sora_lite.conditioning import Condition
 from sora_lite.dit import build_dit
+from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import Pipeline, num_tokens
 from sora_lite.text import TextEncoder
 

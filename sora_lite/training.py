@@ -17,7 +17,6 @@ import time
 import jax
 import numpy as np
 import optax
-from flax import nnx
 from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 from tensorboardX import SummaryWriter
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from sora_lite import data, sharding, validate
 from sora_lite import video as video_io
+from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import SAMPLE_BOUNDS, latent_grid
 
 

@@ -16,6 +16,15 @@ def to_uint8(video) -> np.ndarray:
     return np.clip(np.round((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def from_sampler(video) -> np.ndarray:
+    """A sampled video (float, [-1, 1]) as uint8, or a one-line FloatingPointError if it is not finite."""
+    video = np.asarray(video)
+    if not np.isfinite(video).all():
+        raise FloatingPointError("the generated video has NaN/Inf values: the checkpoint's weights are "
+                                 "not finite; use an earlier checkpoint")
+    return to_uint8(video)
+
+
 def check_extension(path: str, frames: int | None):
     """A one-line ValueError unless `path` can hold a video of `frames` frames (None: any)."""
     ext = os.path.splitext(path)[1].lower()

@@ -1,0 +1,55 @@
+"""Tests for `sora-lite generate`'s saved programs: the Pipeline's video bit for bit, a later
+process that builds no model, and entries that are traced again when the model changed or
+cannot be read."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sora_lite import Pipeline, cache_dir, programs
+
+REQUEST = dict(num_frames=5, height=16, width=16, steps=2)
+
+
+def _entries():
+    folder = os.path.join(cache_dir(), "programs")
+    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
+def test_a_saved_program_makes_the_pipelines_video_and_a_later_process_builds_no_model(tiny_run, tmp_path):
+    video = programs.generate(tiny_run["dit_dir"], "a red circle moving left", seed=3, **REQUEST)
+    expected = Pipeline.from_pretrained(tiny_run["dit_dir"]).generate(["a red circle moving left"], seed=3, **REQUEST)
+    np.testing.assert_array_equal(video, expected)
+    assert video.shape == (1, 5, 16, 16, 3) and video.dtype == np.uint8
+
+    code = (f"import sys, numpy as np; from sora_lite import programs; "
+            f"v = programs.generate({tiny_run['dit_dir']!r}, 'a red circle moving left', seed=3, **{REQUEST!r}); "
+            f"np.save({str(tmp_path / 'v.npy')!r}, v); "
+            f"print(sorted(m for m in ('flax', 'orbax', 'optax', 'sora_lite.pipeline') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out  # nothing that builds or restores a model was imported
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), video)
+
+
+def test_a_changed_model_or_an_unreadable_entry_is_traced_again(tiny_run, tmp_path):
+    model = str(tmp_path / "dit")
+    shutil.copytree(tiny_run["dit_dir"], model)
+    before = _entries()
+    first = programs.generate(model, "a blue square moving up", **REQUEST)
+    (entry,) = _entries() - before
+
+    metrics = os.path.join(model, "metrics.jsonl")  # any file of the model folder counts
+    os.utime(metrics, ns=(os.stat(metrics).st_atime_ns, os.stat(metrics).st_mtime_ns + 10**9))
+    assert np.array_equal(programs.generate(model, "a blue square moving up", **REQUEST), first)
+    (changed,) = _entries() - before - {entry}
+
+    with open(os.path.join(cache_dir(), "programs", changed, "program.bin"), "r+b") as f:
+        f.truncate(100)
+    with pytest.warns(UserWarning, match="is unreadable .* tracing it again"):
+        again = programs.generate(model, "a blue square moving up", **REQUEST)
+    np.testing.assert_array_equal(again, first)
+    assert os.path.getsize(os.path.join(cache_dir(), "programs", changed, "program.bin")) > 100  # saved anew
