@@ -8,7 +8,8 @@ call is the compile time; the warm time is the median over `--repeats` calls div
 `--batch`. Fresh process: `sora-lite generate` run twice with the same new persistent
 compilation cache (JAX_COMPILATION_CACHE_DIR in a temporary folder), so the first run starts
 with it empty and the second finds what the first one stored: compiled executables, and the
-request's saved program (programs.py), which spares it building the model.
+request's saved program (programs.py), which spares it building the model. That pair runs
+`--fresh` times, each with a new cache; the medians are reported.
 """
 
 import argparse
@@ -45,24 +46,27 @@ def in_process(args) -> dict:
 
 
 def fresh_process(args) -> dict:
-    """Wall time of two `sora-lite generate` runs sharing one compilation cache, empty at first."""
+    """Median wall times of `--fresh` pairs of `sora-lite generate` runs, each pair sharing one
+    compilation cache, empty at first."""
     exe = shutil.which("sora-lite")
     cmd = [exe] if exe else [sys.executable, "-m", "sora_lite.cli"]
-    runs = []
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(home, "jax_cache"))
-        out = os.path.join(home, "bench.gif")
-        argv = cmd + ["generate", PROMPTS[0], "--out", out, "--frames", str(args.frames),
-                      "--height", str(args.height), "--width", str(args.width)]
-        if args.checkpoint:
-            argv += ["--checkpoint", args.checkpoint]
-        for _ in range(2):
-            tic = time.perf_counter()
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-            runs.append(time.perf_counter() - tic)
-            if proc.returncode:
-                raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return {"cli_cold_cache_s": runs[0], "cli_warm_cache_s": runs[1]}
+    cold, warm = [], []
+    for _ in range(args.fresh):
+        with tempfile.TemporaryDirectory() as home:
+            env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(home, "jax_cache"))
+            out = os.path.join(home, "bench.gif")
+            argv = cmd + ["generate", PROMPTS[0], "--out", out, "--frames", str(args.frames),
+                          "--height", str(args.height), "--width", str(args.width)]
+            if args.checkpoint:
+                argv += ["--checkpoint", args.checkpoint]
+            for runs in (cold, warm):
+                tic = time.perf_counter()
+                proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+                runs.append(time.perf_counter() - tic)
+                if proc.returncode:
+                    raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return {"cli_cold_cache_s": statistics.median(cold), "cli_warm_cache_s": statistics.median(warm),
+            "cli_cold_cache_runs_s": cold, "cli_warm_cache_runs_s": warm}
 
 
 def main(argv=None):
@@ -73,13 +77,14 @@ def main(argv=None):
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--fresh", type=int, default=3, help="pairs of fresh processes (empty cache, then filled)")
     p.add_argument("--out", default="bench_sample.json")
     args = p.parse_args(argv)
 
     # The fresh processes go first, before this one starts a JAX backend: on a GPU this
     # process would otherwise hold most of the memory they need.
     result = {"checkpoint": args.checkpoint or "default", "frames": args.frames, "height": args.height,
-              "width": args.width, "batch": args.batch, "repeats": args.repeats}
+              "width": args.width, "batch": args.batch, "repeats": args.repeats, "fresh": args.fresh}
     result.update(fresh_process(args))
 
     from absl import logging
@@ -93,8 +98,8 @@ def main(argv=None):
     print(f"sampling {args.frames}x{args.height}x{args.width}, batch {args.batch}, on {result['device']}")
     for label, key in [("compile (first call - warm call)", "compile_s"),
                        ("warm, per video (median)", "warm_per_video_s"),
-                       ("sora-lite generate, cold cache", "cli_cold_cache_s"),
-                       ("sora-lite generate, warm cache", "cli_warm_cache_s")]:
+                       (f"sora-lite generate, cold cache ({args.fresh})", "cli_cold_cache_s"),
+                       (f"sora-lite generate, warm cache ({args.fresh})", "cli_warm_cache_s")]:
         print(f"  {label:34s} {result[key]:8.2f} s")
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

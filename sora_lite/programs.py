@@ -54,7 +54,7 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
 
 def _key(model: str | None, request: list) -> str:
     device = jax.local_devices()[0]
-    digest = hashlib.sha256(json.dumps([request, jax.__version__, device.platform, device.device_kind]).encode())
+    digest = hashlib.sha256(repr([request, jax.__version__, device.platform, device.device_kind]).encode())
     folder = model_path(model)
     for root, dirs, files in os.walk(folder):  # the model as it is now: retrained, it is another program
         dirs.sort()

@@ -98,7 +98,7 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
         if "configs/tiny.py" in out:
             out.append(f"--config.data.dir={data_dir}")
         if out[1].endswith("bench_sample.py"):  # the tiny model, and its JSON away from the repository
-            out += ["--checkpoint", os.path.join(tmp, "dit")] * ("--checkpoint" not in out) + ["--repeats", "1"]
+            out += ["--checkpoint", os.path.join(tmp, "dit")] * ("--checkpoint" not in out) + ["--repeats", "1", "--fresh", "1"]
             out += ["--frames", "5", "--height", "16", "--width", "16"] * ("--frames" not in out)  # the tiny run's
             out += ["--out", os.path.join(tmp, "bench_sample.json")] * ("--out" not in out)
         if out[1].endswith("bench_peer.py"):  # sora_lite's side at tiny size (no peer environment here)
