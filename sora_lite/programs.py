@@ -7,14 +7,16 @@ building the modules' abstract state, restoring the checkpoint, tracing and lowe
 program it loads the weights (safetensors) and the program, and the persistent compilation cache
 supplies its executable: 1.7 s instead of 3.3 s for one 17x32x32 video on a 2-core CPU.
 
-An entry is <compilation cache>/programs/<key>/ with `program.bin` (jax.export's serialisation),
-`weights.safetensors` (the EMA DiT's and the autoencoder's variables, in the program's argument
-order) and `meta.json`.
-The key hashes the request, the model folder's files (names, sizes, times), the package's source
-and jax's version and device: a retrained model or an edited sora_lite never runs a stale program.
-An entry is written beside its place and renamed into it, so a killed run leaves none half-written.
+Saved under <compilation cache>/programs/: a folder per model version with `weights.safetensors`
+(the EMA DiT's and the autoencoder's variables), and in it a folder per request with
+`program.bin` (jax.export's serialisation) and `meta.json` (the weights' order as arguments, the
+latent shape). The model's key hashes its folder's files (names, sizes, times), the package's
+source and jax's version and device: a retrained model or an edited sora_lite never runs a stale
+program. Files and folders are written beside their place and renamed into it, so a killed run
+leaves none half-written.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,7 +40,8 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
     request's saved program, saved first if there is none."""
     prompts = validate.prompts([prompt])
     seed = validate.integer("seed", seed, 0, 2**32 - 1)
-    entry = os.path.join(cache_dir(), "programs", _key(model, [num_frames, height, width, steps, guidance]))
+    request = hashlib.sha256(repr([num_frames, height, width, steps, guidance]).encode()).hexdigest()[:16]
+    entry = os.path.join(cache_dir(), "programs", _model_key(model), request)
     loaded = None
     if os.path.isfile(os.path.join(entry, "meta.json")):
         try:
@@ -52,9 +55,9 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
     return from_sampler(program.call(weights, x, text, mask, null_text[0], null_mask[0]))
 
 
-def _key(model: str | None, request: list) -> str:
+def _model_key(model: str | None) -> str:
     device = jax.local_devices()[0]
-    digest = hashlib.sha256(repr([request, jax.__version__, device.platform, device.device_kind]).encode())
+    digest = hashlib.sha256(repr([jax.__version__, device.platform, device.device_kind]).encode())
     folder = model_path(model)
     for root, dirs, files in os.walk(folder):  # the model as it is now: retrained, it is another program
         dirs.sort()
@@ -86,15 +89,19 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
+        weights_file = os.path.join(os.path.dirname(entry), "weights.safetensors")  # one copy per model version
+        save_file(dict(zip(names, weights)), f"{tmp}.safetensors")
+        os.replace(f"{tmp}.safetensors", weights_file)
         with open(os.path.join(tmp, "program.bin"), "wb") as f:
             f.write(program.serialize())
-        save_file(dict(zip(names, weights)), os.path.join(tmp, "weights.safetensors"))
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f)
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)  # fails if another process saved it meanwhile: theirs serves as well
     except OSError as e:  # a full disk, a read-only cache: this run still samples
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.remove(f"{tmp}.safetensors")
         if not os.path.isfile(os.path.join(entry, "meta.json")):
             warnings.warn(f"could not save the compiled program in {entry} ({e}); the next run compiles again",
                           stacklevel=3)
@@ -107,5 +114,5 @@ def _load(entry: str):
         meta = json.load(f)
     with open(os.path.join(entry, "program.bin"), "rb") as f:
         program = export.deserialize(bytearray(f.read()))
-    saved = load_file(os.path.join(entry, "weights.safetensors"))
+    saved = load_file(os.path.join(os.path.dirname(entry), "weights.safetensors"))
     return program, [saved[name] for name in meta["weights"]], meta, TextEncoder(meta["max_len"])

@@ -35,21 +35,27 @@ def test_a_saved_program_makes_the_pipelines_video_and_a_later_process_builds_no
     np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), video)
 
 
-def test_a_changed_model_or_an_unreadable_entry_is_traced_again(tiny_run, tmp_path):
+def test_requests_share_the_models_weights_and_a_changed_model_or_unreadable_entry_is_traced_again(
+        tiny_run, tmp_path):
     model = str(tmp_path / "dit")
     shutil.copytree(tiny_run["dit_dir"], model)
     before = _entries()
     first = programs.generate(model, "a blue square moving up", **REQUEST)
-    (entry,) = _entries() - before
+    programs.generate(model, "a blue square", **{**REQUEST, "num_frames": 1})
+    (saved,) = _entries() - before
+    folder = os.path.join(cache_dir(), "programs", saved)
+    assert sorted(os.listdir(folder))[-1] == "weights.safetensors" and len(os.listdir(folder)) == 3  # 2 programs
 
     metrics = os.path.join(model, "metrics.jsonl")  # any file of the model folder counts
     os.utime(metrics, ns=(os.stat(metrics).st_atime_ns, os.stat(metrics).st_mtime_ns + 10**9))
     assert np.array_equal(programs.generate(model, "a blue square moving up", **REQUEST), first)
-    (changed,) = _entries() - before - {entry}
+    (changed,) = _entries() - before - {saved}
 
-    with open(os.path.join(cache_dir(), "programs", changed, "program.bin"), "r+b") as f:
+    folder = os.path.join(cache_dir(), "programs", changed)
+    (request,) = [name for name in os.listdir(folder) if name != "weights.safetensors"]
+    with open(os.path.join(folder, request, "program.bin"), "r+b") as f:
         f.truncate(100)
     with pytest.warns(UserWarning, match="is unreadable .* tracing it again"):
         again = programs.generate(model, "a blue square moving up", **REQUEST)
     np.testing.assert_array_equal(again, first)
-    assert os.path.getsize(os.path.join(cache_dir(), "programs", changed, "program.bin")) > 100  # saved anew
+    assert os.path.getsize(os.path.join(folder, request, "program.bin")) > 100  # saved anew
