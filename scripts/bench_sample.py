@@ -80,6 +80,9 @@ def main(argv=None):
     p.add_argument("--fresh", type=int, default=3, help="pairs of fresh processes (empty cache, then filled)")
     p.add_argument("--out", default="bench_sample.json")
     args = p.parse_args(argv)
+    for name in ("batch", "repeats", "fresh"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1; got {getattr(args, name)}")
 
     # The fresh processes go first, before this one starts a JAX backend: on a GPU this
     # process would otherwise hold most of the memory they need.

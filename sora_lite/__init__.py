@@ -42,9 +42,8 @@ def cache_dir() -> str:
 
 
 def enable_compilation_cache():
-    """Persist compiled programs in `cache_dir()`: a second
-    process skips XLA compilation. (Here, not in training.py, so that `sora-lite generate` does
-    not import the input pipeline.)"""
+    """Persist compiled programs in `cache_dir()`: a second process skips XLA compilation. (Here,
+    not in training.py, so that `sora-lite generate` does not import the input pipeline.)"""
     jax.config.update("jax_compilation_cache_dir", cache_dir())
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 

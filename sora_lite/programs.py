@@ -81,10 +81,12 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
 
     pipe = Pipeline.from_pretrained(model)
     function, names, weights, latent_shape = pipe.text_to_video(num_frames, height, width, steps, guidance)
-    text, mask = pipe.text_encoder([""])
-    x = jax.ShapeDtypeStruct((1, *latent_shape), np.float32)
-    program = export.export(jax.jit(function))(weights, x, text, mask, text[0], mask[0])
-    meta = {"weights": names, "latent_shape": latent_shape, "max_len": pipe.cfg.text.max_len}
+    length, dim = pipe.cfg.text.max_len, TextEncoder.dim
+    x = jax.ShapeDtypeStruct((1, *latent_shape), np.float32)  # [1, t, h, w, C]
+    text, mask = jax.ShapeDtypeStruct((1, length, dim), np.float32), jax.ShapeDtypeStruct((1, length), bool)
+    null_text, null_mask = jax.ShapeDtypeStruct((length, dim), np.float32), jax.ShapeDtypeStruct((length,), bool)
+    program = export.export(jax.jit(function))(weights, x, text, mask, null_text, null_mask)
+    meta = {"weights": names, "latent_shape": latent_shape, "max_len": length}
     tmp = f"{entry}.tmp{os.getpid()}"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,7 +105,7 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
         with contextlib.suppress(OSError):
             os.remove(f"{tmp}.safetensors")
         if not os.path.isfile(os.path.join(entry, "meta.json")):
-            warnings.warn(f"could not save the compiled program in {entry} ({e}); the next run compiles again",
+            warnings.warn(f"could not save the program in {entry} ({e}); the next run traces it again",
                           stacklevel=3)
     return program, weights, meta, pipe.text_encoder
 

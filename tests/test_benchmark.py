@@ -60,3 +60,12 @@ def test_bench_peer_names_a_bad_case_in_one_line(case):
     assert run.stderr.strip().splitlines()[-1] == (f"bench_peer.py: error: --cases entry {case!r} is not "
                                                    "SIZE:FRAMESxHEIGHTxWIDTH:BATCH")
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("flag", ["--fresh", "--repeats", "--batch"])
+def test_bench_sample_refuses_a_count_below_one_in_one_line(flag):
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_sample.py"), flag, "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == f"bench_sample.py: error: {flag} must be at least 1; got 0"
+    assert "Traceback" not in run.stderr
