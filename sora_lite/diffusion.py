@@ -27,11 +27,12 @@ def sample_timesteps(key, batch: int, logit_mean: float, logit_std: float, shift
     return shift_time(t, shift)
 
 
-def noise(seed: int, count: int, shape) -> np.ndarray:
+def noise(seed, count: int, shape) -> jax.Array:
     """Sampling's starting noise [count, *shape]: sample i from fold_in(key(seed), i), so that a
-    video does not depend on how many are made with it."""
+    video does not depend on how many are made with it. `seed` may be traced (a saved program
+    makes its own noise: the same bits as made outside it)."""
     key = jax.random.key(seed)
-    return np.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(count)])
+    return jnp.stack([jax.random.normal(jax.random.fold_in(key, i), shape) for i in range(count)])
 
 
 def add_noise(x0, noise, t):

@@ -149,21 +149,23 @@ class Pipeline:
     def text_to_video(self, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                       steps: int | None = None, guidance: float | None = None):
         """`generate` of one prompt at one size as a pure function of arrays, for jax.export
-        (programs.py): (function, names, weights, latent shape). function(weights, noise, text, mask,
-        null_text, null_mask) -> video [1, T, H, W, 3] in [-1, 1], `weights` (the DiT's and the
-        autoencoder's variables, named by `names`) as its first argument, not constants."""
+        (programs.py): (function, names, weights). function(weights, seed, text, mask, null_text,
+        null_mask) -> video [1, T, H, W, 3] in [-1, 1], `weights` (the DiT's and the autoencoder's
+        variables, named by `names`) as its first argument, not constants, and the noise made
+        inside from `seed` (uint32)."""
         shape = self._size(num_frames, height, width)
         latent_shape, steps, guidance, shift = self._settings(1, shape, steps, guidance)
         (dit_def, dit_state), (ae_def, ae_state) = nnx.split(self.dit), nnx.split(self.ae)
         leaves, treedef = jax.tree_util.tree_flatten_with_path((dit_state, ae_state))
 
-        def function(weights, x, text, mask, null_text, null_mask):
+        def function(weights, seed, text, mask, null_text, null_mask):
             dit_state, ae_state = jax.tree.unflatten(treedef, weights)
+            x = diffusion.noise(seed, 1, latent_shape)  # [1, t, h, w, C]
             return sample_video(nnx.merge(dit_def, dit_state), nnx.merge(ae_def, ae_state), x,
                                 Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0)
 
         names = [jax.tree_util.keystr(path) for path, _ in leaves]
-        return function, names, [np.asarray(v) for _, v in leaves], latent_shape
+        return function, names, [np.asarray(v) for _, v in leaves]
 
     def _size(self, num_frames, height, width) -> tuple[int, int, int]:
         """(frames, height, width) asked for, each checked; `default_shape`'s where not given."""
@@ -274,7 +276,7 @@ class Pipeline:
         latent_shape, steps, guidance, shift = self._settings(len(prompts), shape, steps, guidance)
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         count = len(prompts)
-        x = diffusion.noise(seed, count, latent_shape)  # [B, t, h, w, C]
+        x = np.asarray(diffusion.noise(seed, count, latent_shape))  # [B, t, h, w, C]
         if init is not None:  # SDEdit: the video's latent, noised to time `start`
             x = np.asarray(diffusion.add_noise(init, x, np.full((count,), start, np.float32)))
         text, mask = self.text_encoder(prompts)

@@ -9,10 +9,11 @@ supplies its executable: 1.7 s instead of 3.3 s for one 17x32x32 video on a 2-co
 
 Saved under <compilation cache>/programs/: a folder per model version with `weights.safetensors`
 (the EMA DiT's and the autoencoder's variables), and in it a folder per request with
-`program.bin` (jax.export's serialisation) and `meta.json` (the weights' order as arguments, the
-latent shape). The model's key hashes its folder's files (names, sizes, times), the package's
-source and jax's version and device: a retrained model or an edited sora_lite never runs a stale
-program. Files and folders are written beside their place and renamed into it, so a killed run
+`program.bin` (jax.export's serialisation) and `meta.json` (the weights' order as arguments).
+The program makes the starting noise from the seed itself: a fresh process would otherwise
+compile the random generator on its own, about a second. The model's key hashes its folder's
+files (names, sizes, times), the package's source and jax's version and device: a retrained
+model or an edited sora_lite never runs a stale program. Files and folders are written beside their place and renamed into it, so a killed run
 leaves none half-written.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 from jax import export
 from safetensors.numpy import load_file, save_file
 
-from sora_lite import cache_dir, diffusion, model_path, validate
+from sora_lite import cache_dir, model_path, validate
 from sora_lite.text import TextEncoder
 from sora_lite.video import from_sampler
 
@@ -51,8 +52,7 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
     program, weights, meta, text_encoder = loaded or _save(entry, model, num_frames, height, width, steps, guidance)
     text, mask = text_encoder(prompts)  # [1, L, D], [1, L]
     null_text, null_mask = text_encoder([""])
-    x = diffusion.noise(seed, 1, tuple(meta["latent_shape"]))  # [1, t, h, w, C]
-    return from_sampler(program.call(weights, x, text, mask, null_text[0], null_mask[0]))
+    return from_sampler(program.call(weights, np.uint32(seed), text, mask, null_text[0], null_mask[0]))
 
 
 def _model_key(model: str | None) -> str:
@@ -80,13 +80,13 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
     from sora_lite.pipeline import Pipeline  # flax and orbax: only when there is no program yet
 
     pipe = Pipeline.from_pretrained(model)
-    function, names, weights, latent_shape = pipe.text_to_video(num_frames, height, width, steps, guidance)
+    function, names, weights = pipe.text_to_video(num_frames, height, width, steps, guidance)
     length, dim = pipe.cfg.text.max_len, TextEncoder.dim
-    x = jax.ShapeDtypeStruct((1, *latent_shape), np.float32)  # [1, t, h, w, C]
+    seed = jax.ShapeDtypeStruct((), np.uint32)
     text, mask = jax.ShapeDtypeStruct((1, length, dim), np.float32), jax.ShapeDtypeStruct((1, length), bool)
     null_text, null_mask = jax.ShapeDtypeStruct((length, dim), np.float32), jax.ShapeDtypeStruct((length,), bool)
-    program = export.export(jax.jit(function))(weights, x, text, mask, null_text, null_mask)
-    meta = {"weights": names, "latent_shape": latent_shape, "max_len": length}
+    program = export.export(jax.jit(function))(weights, seed, text, mask, null_text, null_mask)
+    meta = {"weights": names, "max_len": length}
     tmp = f"{entry}.tmp{os.getpid()}"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
