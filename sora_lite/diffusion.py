@@ -8,7 +8,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def timestep_shift(num_tokens: int, base_tokens: int) -> float:

@@ -49,7 +49,7 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
             loaded = _load(entry)
         except Exception as e:  # noqa: BLE001 - an entry this jax cannot read: make it again
             warnings.warn(f"saved program {entry} is unreadable ({str(e)[:200]}); tracing it again", stacklevel=2)
-    program, weights, meta, text_encoder = loaded or _save(entry, model, num_frames, height, width, steps, guidance)
+    program, weights, text_encoder = loaded or _save(entry, model, num_frames, height, width, steps, guidance)
     text, mask = text_encoder(prompts)  # [1, L, D], [1, L]
     null_text, null_mask = text_encoder([""])
     return from_sampler(program.call(weights, np.uint32(seed), text, mask, null_text[0], null_mask[0]))
@@ -107,14 +107,14 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
         if not os.path.isfile(os.path.join(entry, "meta.json")):
             warnings.warn(f"could not save the program in {entry} ({e}); the next run traces it again",
                           stacklevel=3)
-    return program, weights, meta, pipe.text_encoder
+    return program, weights, pipe.text_encoder
 
 
 def _load(entry: str):
-    """(program, its weights in argument order, meta, text encoder) of a saved entry."""
+    """(program, its weights in argument order, text encoder) of a saved entry."""
     with open(os.path.join(entry, "meta.json")) as f:
         meta = json.load(f)
     with open(os.path.join(entry, "program.bin"), "rb") as f:
         program = export.deserialize(bytearray(f.read()))
     saved = load_file(os.path.join(os.path.dirname(entry), "weights.safetensors"))
-    return program, [saved[name] for name in meta["weights"]], meta, TextEncoder(meta["max_len"])
+    return program, [saved[name] for name in meta["weights"]], TextEncoder(meta["max_len"])
