@@ -13,8 +13,8 @@ Saved under <compilation cache>/programs/: a folder per model version with `weig
 The program makes the starting noise from the seed itself: a fresh process would otherwise
 compile the random generator on its own, about a second. The model's key hashes its folder's
 files (names, sizes, times), the package's source and jax's version and device: a retrained
-model or an edited sora_lite never runs a stale program. Files and folders are written beside their place and renamed into it, so a killed run
-leaves none half-written.
+model or an edited sora_lite never runs a stale program. Files and folders are written beside
+their place and renamed into it, so a killed run leaves none half-written.
 """
 
 import contextlib
