@@ -27,7 +27,9 @@ def _run(args):
     tic = time.time()
     common = dict(height=args.height, width=args.width, seed=args.seed, steps=args.steps, guidance=args.guidance)
     if args.command == "generate":  # a saved program: a second run builds no model
-        out = programs.generate(args.checkpoint, args.prompt, num_frames=args.frames, **common)
+        out, read = programs.generate(args.checkpoint, args.prompt, num_frames=args.frames, **common)
+        if read != args.prompt:
+            print(f"read as: {read}")
     else:
         out = _frames_as_prompts(args, common)
     video.write(args.out, out[0])
@@ -150,6 +152,7 @@ def _words() -> str:
     forms = (t.replace("{ing}", "{motion}").replace("{s}", "{motion}") for t in TRAIN["video"])
     lines.append("videos: " + " | ".join(dict.fromkeys(forms)))
     lines.append("images: " + " | ".join(TRAIN["image"]))
+    lines.append("other words are read as the nearest of these by WordNet; generate prints the reading")
     return "\n".join(lines)
 
 

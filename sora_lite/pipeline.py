@@ -8,8 +8,10 @@ the DiT weights sit where their logical names say, and a long video's tokens spl
 `sequence` (Ulysses attention): the same code samples on one device or a pod.
 """
 
+import functools
 import math
 import os
+import warnings
 
 import jax
 import numpy as np
@@ -17,6 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding, validate
+from sora_lite import wording
 from sora_lite import model_path
 from sora_lite.conditioning import Condition
 from sora_lite.dit import SIZES, DiT, build_dit
@@ -137,6 +140,24 @@ class Pipeline:
     def default_shape(self) -> tuple[int, int, int]:
         """(frames, height, width) the model samples by default: its training mixture's first entry."""
         return shapes.mixture(self.cfg.data)[0].shape
+
+    @functools.cached_property
+    def vocabulary(self) -> wording.Vocabulary | None:
+        """The words of the model's training captions, onto which `read` maps a prompt's others;
+        None when they cannot be known (a model of a folder of videos that is gone)."""
+        from sora_lite import data  # tensorflow-datasets: only once a prompt is sampled
+
+        try:
+            return wording.Vocabulary([c for row in data.caption_rows(self.cfg.data) for c in row])
+        except (OSError, ValueError) as e:
+            warnings.warn(f"the model's training captions are unreadable ({e}); prompts are read as written",
+                          stacklevel=3)
+            return None
+
+    def read(self, prompts: list[str]) -> list[str]:
+        """The prompts as the model reads them: each word no training caption uses becomes the
+        nearest word one does, by WordNet ("a crimson orb rising" -> "a red ball rising")."""
+        return prompts if self.vocabulary is None else [self.vocabulary.rewrite(p) for p in prompts]
 
     def generate(self, prompts, num_frames: int | None = None, height: int | None = None,
                  width: int | None = None, seed: int = 0, steps: int | None = None,
@@ -279,7 +300,7 @@ class Pipeline:
         x = np.asarray(diffusion.noise(seed, count, latent_shape))  # [B, t, h, w, C]
         if init is not None:  # SDEdit: the video's latent, noised to time `start`
             x = np.asarray(diffusion.add_noise(init, x, np.full((count,), start, np.float32)))
-        text, mask = self.text_encoder(prompts)
+        text, mask = self.text_encoder(self.read(prompts))
         cond = Condition(text, mask, frames)
         if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
             pad = -count % sharding.batch_shards(self.mesh)

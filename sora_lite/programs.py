@@ -9,7 +9,8 @@ supplies its executable: 1.7 s instead of 3.3 s for one 17x32x32 video on a 2-co
 
 Saved under <compilation cache>/programs/: a folder per model version with `weights.safetensors`
 (the EMA DiT's and the autoencoder's variables), and in it a folder per request with
-`program.bin` (jax.export's serialisation) and `meta.json` (the weights' order as arguments).
+`program.bin` (jax.export's serialisation) and `meta.json` (the weights' order as arguments, and
+the training captions that new words are read onto).
 The program makes the starting noise from the seed itself: a fresh process would otherwise
 compile the random generator on its own, about a second. The model's key hashes its folder's
 files (names, sizes, times), the package's source and jax's version and device: a retrained
@@ -32,13 +33,15 @@ from safetensors.numpy import load_file, save_file
 from sora_lite import cache_dir, model_path, validate
 from sora_lite.text import TextEncoder
 from sora_lite.video import from_sampler
+from sora_lite.wording import Vocabulary
 
 
 def generate(model: str | None, prompt: str, num_frames: int | None = None, height: int | None = None,
              width: int | None = None, seed: int = 0, steps: int | None = None,
-             guidance: float | None = None) -> np.ndarray:
-    """uint8 [1, T, H, W, 3]: `Pipeline.from_pretrained(model).generate([prompt], ...)`, from this
-    request's saved program, saved first if there is none."""
+             guidance: float | None = None) -> tuple[np.ndarray, str]:
+    """(uint8 [1, T, H, W, 3], the prompt as the model read it): `Pipeline.from_pretrained(model)`'s
+    `generate([prompt], ...)` and `read([prompt])`, from this request's saved program, saved first
+    if there is none."""
     prompts = validate.prompts([prompt])
     seed = validate.integer("seed", seed, 0, 2**32 - 1)
     request = hashlib.sha256(repr([num_frames, height, width, steps, guidance]).encode()).hexdigest()[:16]
@@ -49,10 +52,13 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
             loaded = _load(entry)
         except Exception as e:  # noqa: BLE001 - an entry this jax cannot read: make it again
             warnings.warn(f"saved program {entry} is unreadable ({str(e)[:200]}); tracing it again", stacklevel=2)
-    program, weights, text_encoder = loaded or _save(entry, model, num_frames, height, width, steps, guidance)
-    text, mask = text_encoder(prompts)  # [1, L, D], [1, L]
+    program, weights, text_encoder, vocabulary = loaded or _save(entry, model, num_frames, height, width, steps,
+                                                                 guidance)
+    read = prompts[0] if vocabulary is None else vocabulary.rewrite(prompts[0])
+    text, mask = text_encoder([read])  # [1, L, D], [1, L]
     null_text, null_mask = text_encoder([""])
-    return from_sampler(program.call(weights, np.uint32(seed), text, mask, null_text[0], null_mask[0]))
+    video = program.call(weights, np.uint32(seed), text, mask, null_text[0], null_mask[0])
+    return from_sampler(video), read
 
 
 def _model_key(model: str | None) -> str:
@@ -86,7 +92,8 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
     text, mask = jax.ShapeDtypeStruct((1, length, dim), np.float32), jax.ShapeDtypeStruct((1, length), bool)
     null_text, null_mask = jax.ShapeDtypeStruct((length, dim), np.float32), jax.ShapeDtypeStruct((length,), bool)
     program = export.export(jax.jit(function))(weights, seed, text, mask, null_text, null_mask)
-    meta = {"weights": names, "max_len": length}
+    meta = {"weights": names, "max_len": length,
+            "captions": None if pipe.vocabulary is None else pipe.vocabulary.captions}
     tmp = f"{entry}.tmp{os.getpid()}"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,14 +114,15 @@ def _save(entry: str, model, num_frames, height, width, steps, guidance):
         if not os.path.isfile(os.path.join(entry, "meta.json")):
             warnings.warn(f"could not save the program in {entry} ({e}); the next run traces it again",
                           stacklevel=3)
-    return program, weights, pipe.text_encoder
+    return program, weights, pipe.text_encoder, pipe.vocabulary
 
 
 def _load(entry: str):
-    """(program, its weights in argument order, text encoder) of a saved entry."""
+    """(program, its weights in argument order, text encoder, vocabulary) of a saved entry."""
     with open(os.path.join(entry, "meta.json")) as f:
         meta = json.load(f)
     with open(os.path.join(entry, "program.bin"), "rb") as f:
         program = export.deserialize(bytearray(f.read()))
     saved = load_file(os.path.join(os.path.dirname(entry), "weights.safetensors"))
-    return program, [saved[name] for name in meta["weights"]], TextEncoder(meta["max_len"])
+    vocabulary = None if meta["captions"] is None else Vocabulary(meta["captions"])
+    return program, [saved[name] for name in meta["weights"]], TextEncoder(meta["max_len"]), vocabulary

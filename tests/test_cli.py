@@ -63,6 +63,13 @@ def test_one_frame_writes_an_image(tiny_run, tmp_path, capsys):
     assert video.read(str(out)).shape == (1, 16, 16, 3)
 
 
+def test_a_prompt_with_new_words_says_how_it_was_read(tiny_run, tmp_path, capsys):
+    args = _args(tiny_run, tmp_path / "x.gif")
+    args[1] = "a crimson orb moving left"
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out.startswith("read as: a red ball moving left\nwrote ")
+
+
 def test_empty_prompt(tiny_run, tmp_path, capsys):
     args = _args(tiny_run, tmp_path / "x.gif")
     args[1] = ""

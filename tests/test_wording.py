@@ -1,0 +1,22 @@
+"""Prompts in the user's own words: new words read onto the training captions' words by WordNet."""
+
+from sora_lite import wording
+
+CAPTIONS = ["a red ball moving left", "the green block rises", "a blue disc falling", "a yellow triangle going up",
+            "a picture of a purple round shape"]
+
+
+def test_new_words_read_as_the_nearest_training_words_inflected_alike():
+    vocabulary = wording.Vocabulary(CAPTIONS)
+    assert vocabulary.rewrite("a crimson orb descending") == "a red ball falling"  # synonyms
+    assert vocabulary.rewrite("the emerald wedge climbs") == "the green triangle rises"  # kinds of, and -s
+    assert vocabulary.rewrite("a violet sphere ascending") == "a purple round shape going up"  # phrases
+    assert vocabulary.rewrite("Clip: a crimson orb!") == "Clip: a red ball!"  # the rest as written
+
+
+def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
+    vocabulary = wording.Vocabulary(CAPTIONS)
+    for prompt in ("a red ball moving left", "a blue zorblax", "a red ball departs"):
+        assert vocabulary.rewrite(prompt) == prompt
+    # "ring" is also a verb ("ring, go") but not an -ing form: it never becomes "going".
+    assert vocabulary.rewrite("a blue ring") == "a blue ring"
