@@ -28,6 +28,7 @@ RULES = {"noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", 
          "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")), "adv": ()}
 HYPERNYMS = ("@", "@i", "&")  # hypernym, instance hypernym, similar-to (an adjective's head)
 WORD = re.compile(r"[A-Za-z]+")
+ARTICLE_WORD = re.compile(r"\b(?:([Aa]n?)(\s+))?([A-Za-z]+)")  # a word, and "a" / "an" before it
 
 
 def _database() -> str:
@@ -170,5 +171,15 @@ class Vocabulary:
         return None
 
     def rewrite(self, prompt: str) -> str:
-        """`prompt` with each word the model does not know replaced by its nearest known one."""
-        return WORD.sub(lambda m: self.nearest(m.group()) or m.group(), prompt)
+        """`prompt` with each word the model does not know replaced by its nearest known one (and
+        the article before it made to agree: "an amber cube" -> "a yellow block")."""
+        def one(match):
+            article, space, word = match.groups()
+            new = self.nearest(word)
+            if new is None:
+                return match.group()
+            if article:
+                article = article[0] + ("n" if new[0] in "aeiou" else "")
+            return f"{article or ''}{space or ''}{new}"
+
+        return ARTICLE_WORD.sub(one, prompt)

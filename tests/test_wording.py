@@ -12,6 +12,7 @@ def test_new_words_read_as_the_nearest_training_words_inflected_alike():
     assert vocabulary.rewrite("the emerald wedge climbs") == "the green triangle rises"  # kinds of, and -s
     assert vocabulary.rewrite("a violet sphere ascending") == "a purple round shape going up"  # phrases
     assert vocabulary.rewrite("Clip: a crimson orb!") == "Clip: a red ball!"  # the rest as written
+    assert vocabulary.rewrite("An amber cube, an emerald wedge") == "A yellow block, a green triangle"
 
 
 def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
