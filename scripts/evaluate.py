@@ -11,7 +11,8 @@ Shapes model on Camera Moves prompts, the baseline of fine-tuning it on a folder
 Moving Shapes: generates every prompt of each set once per seed at each shape: `seen` (the
 64 validation combinations; for images the 18 colour-shape pairs), `heldout` (the 8
 held-out combinations) and `new_words` (every combination written only in words no training
-caption uses, sora_lite/captions.py), scored with `sora_lite.metrics`. Camera Moves: the 56
+caption uses, sora_lite/captions.py; the pipeline reads them through WordNet, wording.py),
+scored with `sora_lite.metrics`. Camera Moves: the 56
 seen and 8 held-out combinations, scored with `sora_lite.camera_metrics` (`--sets` does not
 apply). Prints a table (accuracy per attribute) and writes the numbers as JSON: to --out, by
 default `evaluate.json` in the checkpoint's workdir (a shipped model's figures are printed only).

@@ -6,7 +6,8 @@ instead draws each example's caption from a table of `PER_SUBJECT` paraphrases o
 subject (the spec's own captions first), written with the `TRAIN` vocabulary: several
 synonyms per attribute teach the DiT the meaning the frozen text encoder gives a word,
 not its token. `HELDOUT` holds synonyms, phrasings and templates that no training caption
-uses; prompts written only with them measure whether that carries to unseen words.
+uses; prompts written only with them measure whether that carries to unseen words (the
+pipeline reads such words onto training words first: wording.py).
 
 A subject is (color, shape, direction), direction None for an image (no motion).
 """
