@@ -1,5 +1,7 @@
 """Prompts in the user's own words: new words read onto the training captions' words by WordNet."""
 
+import numpy as np
+
 from sora_lite import wording
 
 CAPTIONS = ["a red ball moving left", "the green block rises", "a blue disc falling", "a yellow triangle going up",
@@ -21,3 +23,17 @@ def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
         assert vocabulary.rewrite(prompt) == prompt
     # "ring" is also a verb ("ring, go") but not an -ing form: it never becomes "going".
     assert vocabulary.rewrite("a blue ring") == "a blue ring"
+
+
+def test_every_lemma_is_found_and_its_synsets_list_it():
+    """Binary search over the index files and reading data lines by offset, checked on a sample
+    of the whole database (a line missed or misparsed would drop or garble a word)."""
+    net = wording.wordnet()
+    rng = np.random.default_rng(0)
+    for pos in ("noun", "verb", "adj", "adv"):
+        lines = [line for line in net.index[pos][:].split(b"\n") if line and not line.startswith(b" ")]
+        for i in rng.choice(len(lines), 200, replace=False):
+            lemma = lines[i].split(b" ")[0].decode()
+            offsets = net.offsets(lemma, pos)
+            assert offsets, (lemma, pos)
+            assert all(lemma in net.synset(o, pos)[0] for o in offsets), (lemma, pos)
