@@ -38,7 +38,7 @@ def main():
     args = parser.parse_args()
     cli.quiet_libraries()
     try:
-        from sora_lite import Pipeline, camera_metrics, data, metrics, shapes
+        from sora_lite import Pipeline, camera_metrics, captions, metrics, shapes
         from sora_lite.metrics import prompt_set
 
         sets = [s.strip() for s in args.sets.split(",")]
@@ -49,10 +49,10 @@ def main():
                  else [e.shape for e in shapes.mixture(pipe.cfg.data)])
         for size in sizes:
             pipe.latent_grid(*size)  # a shape the model cannot make fails before any sampling
-        name = args.dataset or data.dataset(pipe.cfg.data)
-        if name not in data.DATASETS:
+        name = args.dataset or captions.dataset(pipe.cfg.data)
+        if name not in captions.DATASETS:
             raise ValueError(f"{args.checkpoint} trained on a folder of videos: say which data set's prompts to "
-                             f"score with --dataset ({' or '.join(data.DATASETS)})")
+                             f"score with --dataset ({' or '.join(captions.DATASETS)})")
         if name == "camera_moves" and not args.shapes:  # a mixture's images have no move to score
             sizes = [size for size in sizes if size[0] > 1]
         if name == "camera_moves" and min((size[0] for size in sizes), default=0) < 2:

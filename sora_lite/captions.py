@@ -10,11 +10,16 @@ uses; prompts written only with them measure whether that carries to unseen word
 pipeline reads such words onto training words first: wording.py).
 
 A subject is (color, shape, direction), direction None for an image (no motion).
+`caption_rows` gives any run's captions (Moving Shapes', Camera Moves' or a folder's), which
+training draws from and the pipeline reads new words onto; none of it imports the data pipeline.
 """
 
 import numpy as np
+from ml_collections import ConfigDict
 
+from sora_lite.datasets import camera_moves
 from sora_lite.datasets.moving_shapes import ALL_COMBOS, COLORS, IMAGE_TEMPLATES, SHAPES, TEMPLATES
+from sora_lite.shapes import mixture
 
 SUBJECTS = ALL_COMBOS + tuple((c, s, None) for c in COLORS for s in SHAPES)  # 72 videos, then 18 images
 SUBJECT_INDEX = {s: i for i, s in enumerate(SUBJECTS)}
@@ -109,6 +114,36 @@ def heldout_caption(subject, index: int) -> str:
 def caption_table() -> list[str]:
     """Every subject's training captions, subject-major: row `subject * PER_SUBJECT + k`."""
     return [c for s in SUBJECTS for c in training_captions(s)]
+
+
+DATASETS = ("moving_shapes", "camera_moves")
+
+
+def dataset(data: ConfigDict) -> str:
+    """What a run trains on: "folder" (with `data.folder`) or `data.name`, checked."""
+    if data.get("folder"):
+        return "folder"
+    name = data.get("name", "moving_shapes")  # models saved before data.name trained on Moving Shapes
+    if name not in DATASETS:
+        raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
+                         "or --config.data.folder=DIR for your own videos")
+    return name
+
+
+def caption_rows(data: ConfigDict) -> list[list[str]]:
+    """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
+    (`training_captions`); per seen Camera Moves combination its templates; for a folder, each
+    distinct caption alone."""
+    name = dataset(data)
+    if name == "folder":
+        from sora_lite.datasets import video_folder  # PyAV and tensorflow-datasets: only for a folder
+
+        return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
+    if name == "camera_moves":
+        return [[camera_moves.caption(s, m, t) for t in range(len(camera_moves.TEMPLATES))]
+                for s, m in camera_moves.SEEN]
+    table, k = caption_table(), PER_SUBJECT
+    return [table[i : i + k] for i in range(0, len(table), k)]
 
 
 def sample_prompts(image: bool = False) -> list[str]:

@@ -4,7 +4,7 @@ tensorflow-datasets (array_record, random access, no TensorFlow) through grain: 
 shuffle, per-process sharding, batching.
 
 A clip batch is `{"video": float32 [B, T, H, W, 3] in [-1, 1], "caption": str [B], "subject": int32 [B]}`
-(`subject` indexes the rows of `caption_rows`: a data set's subjects, or a folder's captions).
+(`subject` indexes the rows of `captions.caption_rows`: a data set's subjects, or a folder's captions).
 Training draws from a *shape mixture*
 (`data.mixture`, e.g. "17x32x32:2,1x32x32:1"): each step takes one whole batch of one
 entry (a bucket), chosen with probability proportional to the entry's weight, so every
@@ -18,7 +18,7 @@ from ml_collections import ConfigDict
 
 from sora_lite import captions
 from sora_lite.captions import SUBJECT_INDEX
-from sora_lite.datasets import camera_moves, moving_shapes, video_folder
+from sora_lite.datasets import camera_moves, generated, video_folder
 from sora_lite.shapes import Entry, mixture
 from sora_lite.video import to_model
 
@@ -28,19 +28,7 @@ def train_size(data: ConfigDict, entries: list[Entry], entry: Entry) -> int:
     return max(64, round(data.train_size * entry.weight / sum(e.weight for e in entries)))
 
 
-DATASETS = ("moving_shapes", "camera_moves")
 CAMERA_INDEX = {combo: i for i, combo in enumerate(camera_moves.SEEN)}
-
-
-def dataset(data: ConfigDict) -> str:
-    """What a run trains on: "folder" (with `data.folder`) or `data.name`, checked."""
-    if data.get("folder"):
-        return "folder"
-    name = data.get("name", "moving_shapes")  # models saved before data.name trained on Moving Shapes
-    if name not in DATASETS:
-        raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
-                         "or --config.data.folder=DIR for your own videos")
-    return name
 
 
 def _prepare_shapes(example: dict) -> dict:
@@ -56,26 +44,12 @@ def _prepare_camera(example: dict) -> dict:
             "subject": np.int32(CAMERA_INDEX.get(combo, -1))}  # -1: a held-out combination
 
 
-def caption_rows(data: ConfigDict) -> list[list[str]]:
-    """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
-    (captions.py); per seen Camera Moves combination its templates; for a folder, each distinct
-    caption alone."""
-    name = dataset(data)
-    if name == "folder":
-        return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
-    if name == "camera_moves":
-        return [[camera_moves.caption(s, m, t) for t in range(len(camera_moves.TEMPLATES))]
-                for s, m in camera_moves.SEEN]
-    table, k = captions.caption_table(), captions.PER_SUBJECT
-    return [table[i : i + k] for i in range(0, len(table), k)]
-
-
 def sample_prompts(data: ConfigDict, image: bool = False) -> list[str]:
     """A few prompts to watch a run by: Moving Shapes' own, four Camera Moves combinations,
     or a folder's first four captions."""
-    name = dataset(data)
+    name = captions.dataset(data)
     if name == "folder":
-        return [r[0] for r in caption_rows(data)[:4]]
+        return [r[0] for r in captions.caption_rows(data)[:4]]
     if name == "camera_moves":
         return [camera_moves.caption(*camera_moves.SEEN[i]) for i in (0, 17, 34, 51)]
     return captions.sample_prompts(image=image)
@@ -84,10 +58,10 @@ def sample_prompts(data: ConfigDict, image: bool = False) -> list[str]:
 def identity(data: ConfigDict, entry: Entry) -> list:
     """What a split's clips of `entry` are a function of: a cache of anything made from them
     is keyed by it."""
-    name = dataset(data)
+    name = captions.dataset(data)
     if name == "folder":
         return [name, video_folder.fingerprint(data.folder), data.fps, str(entry)]
-    module = camera_moves.CameraMoves if name == "camera_moves" else moving_shapes.MovingShapes
+    module = generated.CameraMoves if name == "camera_moves" else generated.MovingShapes
     # A generated split is a pure function of the version and sizes, wherever it is stored.
     return [name, str(module.VERSION), str(entry), train_size(data, mixture(data), entry)]
 
@@ -106,15 +80,16 @@ def clips(data: ConfigDict, split: str, entry: Entry | None = None):
     first use (seconds for small sizes): Moving Shapes, Camera Moves, or the videos of `data.folder`."""
     entries = mixture(data)
     entry = entry or entries[0]
-    name = dataset(data)
+    name = captions.dataset(data)
     if name == "folder":
-        index = {c[0]: i for i, c in enumerate(caption_rows(data))}
+        index = {c[0]: i for i, c in enumerate(captions.caption_rows(data))}
         source = Checked(video_folder.builder_for(data.dir, data.folder, entry, entries, data.fps, split), split)
         return grain.MapDataset.source(source).map(
             lambda ex: {"video": to_model(ex["video"]), "caption": ex["caption"].decode(),
                         "subject": np.int32(index[ex["caption"].decode()])})
-    module, prepare = (camera_moves, _prepare_camera) if name == "camera_moves" else (moving_shapes, _prepare_shapes)
-    b = module.builder(data.dir, *entry.shape, train_size(data, entries, entry))
+    module, prepare = ((generated.CameraMoves, _prepare_camera) if name == "camera_moves"
+                       else (generated.MovingShapes, _prepare_shapes))
+    b = generated.prepare(module, data.dir, *entry.shape, train_size(data, entries, entry))
     return grain.MapDataset.source(Checked(b, split)).map(prepare)
 
 

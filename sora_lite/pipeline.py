@@ -19,7 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify, sampler, shapes, sharding, validate
-from sora_lite import wording
+from sora_lite import captions, wording
 from sora_lite import model_path
 from sora_lite.conditioning import Condition
 from sora_lite.dit import SIZES, DiT, build_dit
@@ -145,10 +145,8 @@ class Pipeline:
     def vocabulary(self) -> wording.Vocabulary | None:
         """The words of the model's training captions, onto which `read` maps a prompt's others;
         None when they cannot be known (a model of a folder of videos that is gone)."""
-        from sora_lite import data  # tensorflow-datasets: only once a prompt is sampled
-
         try:
-            return wording.Vocabulary([c for row in data.caption_rows(self.cfg.data) for c in row])
+            return wording.Vocabulary([c for row in captions.caption_rows(self.cfg.data) for c in row])
         except (OSError, ValueError) as e:
             warnings.warn(f"the model's training captions are unreadable ({e}); prompts are read as written",
                           stacklevel=3)

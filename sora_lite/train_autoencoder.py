@@ -18,7 +18,7 @@ import numpy as np
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, checkpoint, data, metrics, sharding, training
+from sora_lite import autoencoder, captions, checkpoint, data, metrics, sharding, training
 from sora_lite import video as video_io
 from sora_lite.autoencoder import build_autoencoder
 from sora_lite.captions import SUBJECTS
@@ -58,7 +58,7 @@ def evaluate_autoencoder(model, cfg: ConfigDict, entries, num_examples: int = 25
     its scoring judges correct (Moving Shapes: colour, shape and, for videos, direction; Camera
     Moves: subject and move). A folder's entries without validation clips are left out."""
     model = training.local_copy(model)
-    name = data.dataset(cfg.data)
+    name = captions.dataset(cfg.data)
     results = {}
     for entry in entries:
         if not data.has_clips(cfg.data, "validation", entry):

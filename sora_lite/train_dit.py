@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from sora_lite import autoencoder, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
+from sora_lite import autoencoder, captions, checkpoint, conditioning, data, diffusion, metrics, patchify, sharding
 from sora_lite import distill, training
 from sora_lite import video as video_io
 from sora_lite.conditioning import Condition
@@ -59,7 +59,7 @@ def encode_latents(ae, cfg: ConfigDict, entry: data.Entry, workdir: str) -> dict
 
 def caption_table(text_encoder: TextEncoder, rows: list[list[str]], data_dir: str) -> dict:
     """The text encoder's states of every training caption, {"text": [S, K, L, E], "mask":
-    [S, K, L]} for S subjects of K captions each (`rows`, data.caption_rows), plus the empty
+    [S, K, L]} for S subjects of K captions each (`rows`, captions.caption_rows), plus the empty
     caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached with the
     data under a key of the captions, for every run on them."""
     table = [c for row in rows for c in row]
@@ -211,7 +211,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     replicated = NamedSharding(mesh, P())
     tokens = [num_tokens(cfg, *e.shape) for e in entries]
     sizes = data.bucket_sizes(tokens, tc.batch_size, training.batch_multiple(mesh))
-    table = caption_table(text_encoder, data.caption_rows(cfg.data), cfg.data.dir)
+    table = caption_table(text_encoder, captions.caption_rows(cfg.data), cfg.data.dir)
     if tc.distill_pairs:  # the teacher's samples, with their noise, in place of the data's latents
         latents = distill.mixture_pairs(cfg, entries, latents, sizes, table, workdir)
     table = jax.device_put(table, replicated)
@@ -314,7 +314,7 @@ def evaluate(pipe, entries, data_cfg: ConfigDict, seeds=(0, 1)) -> dict:
     """Prompt accuracy at every mixture shape. Moving Shapes: seen and held-out combinations
     (videos) or the colour-shape pairs (images); at the first video shape also prompts in the
     held-out vocabulary. Camera Moves: seen and held-out combinations."""
-    if data.dataset(data_cfg) == "camera_moves":
+    if captions.dataset(data_cfg) == "camera_moves":
         from sora_lite import camera_metrics  # here: its scipy is a second of every run's start-up
 
         return {str(e): camera_metrics.evaluate_pipeline(pipe, *e.shape, seeds) for e in entries}

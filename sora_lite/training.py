@@ -23,7 +23,7 @@ from tensorboardX import SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary
 from tqdm import tqdm
 
-from sora_lite import data, sharding, validate
+from sora_lite import captions, data, sharding, validate
 from sora_lite import video as video_io
 from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import SAMPLE_BOUNDS, latent_grid
@@ -239,7 +239,7 @@ def check_mixture(cfg: ConfigDict) -> list[data.Entry]:
     """The entries of `cfg.data.mixture` a run trains on, each checked against the autoencoder's
     and the patch's divisors: a one-line ValueError naming the first entry that does not fit.
     With `data.folder`, entries that no file of the folder gives clips are left out, each said."""
-    entries, name = data.mixture(cfg.data), data.dataset(cfg.data)
+    entries, name = data.mixture(cfg.data), captions.dataset(cfg.data)
     for e in entries:
         try:
             latent_grid(cfg, *e.shape)

@@ -7,6 +7,7 @@ from scipy.ndimage import gaussian_filter
 
 from sora_lite import camera_metrics as M
 from sora_lite.datasets import camera_moves as C
+from sora_lite.datasets import generated
 
 
 def test_examples_are_pure_and_splits_keep_the_heldout_combinations_apart():
@@ -66,7 +67,7 @@ def test_accuracy_parses_prompts_in_every_template():
 
 
 def test_builder_writes_splits_of_the_asked_size(tmp_path):
-    b = C.builder(str(tmp_path), frames=5, height=16, width=16, train_size=8)
+    b = generated.prepare(generated.CameraMoves, str(tmp_path), frames=5, height=16, width=16, train_size=8)
     assert b.info.splits["train"].num_examples == 8
     assert b.info.splits["validation"].num_examples == 1024
     first = b.as_data_source("validation")[0]
@@ -89,11 +90,11 @@ def test_evaluate_pipeline_scores_seen_and_heldout_combinations():
 
 def test_camera_clips_index_their_captions(tmp_path):
     from configs import tiny
-    from sora_lite import data
+    from sora_lite import captions, data
 
     cfg = tiny.get_config().data
     cfg.update(name="camera_moves", mixture="5x16x16", train_size=64, dir=str(tmp_path))
-    rows = data.caption_rows(cfg)
+    rows = captions.caption_rows(cfg)
     assert len(rows) == 56 and all(len(r) == 3 for r in rows)
     batch = next(data.batches(data.clips(cfg, "validation"), 8, seed=0, repeat=False))
     assert batch["video"].shape == (8, 5, 16, 16, 3)

@@ -8,6 +8,7 @@ import pytest
 from ml_collections import ConfigDict
 
 from sora_lite import data
+from sora_lite.datasets import generated
 from sora_lite.datasets import moving_shapes as ms
 
 SIZES = [(5, 16, 16), (9, 32, 32), (5, 16, 24), (3, 40, 16), (1, 24, 40)]  # (T, H, W): non-square, an image
@@ -152,7 +153,7 @@ def test_an_image_is_the_example_without_its_motion():
 
 @pytest.mark.parametrize("H,W", [(16, 16), (16, 24)])
 def test_builder_split_sizes_and_contents(data_dir, H, W):
-    b = ms.builder(data_dir, frames=5, height=H, width=W, train_size=64)
+    b = generated.prepare(generated.MovingShapes, data_dir, frames=5, height=H, width=W, train_size=64)
     sizes = {"train": 64, "validation": 1024, "test_heldout": 512}
     assert {k: v.num_examples for k, v in b.info.splits.items()} == sizes
     for split, n in sizes.items():
@@ -168,7 +169,7 @@ def test_builder_split_sizes_and_contents(data_dir, H, W):
 @pytest.mark.parametrize("damage", ["truncated", "overwritten"])
 def test_a_damaged_data_file_stops_with_one_line_naming_it_and_the_rebuild(tmp_path, damage):
     cfg = data_cfg(str(tmp_path), train_size=64)
-    b = ms.builder(str(tmp_path), 5, 16, 16, 64)
+    b = generated.prepare(generated.MovingShapes, str(tmp_path), 5, 16, 16, 64)
     path = str(b.info.splits["train"].filepaths[0])
     size = len(open(path, "rb").read())
     with open(path, "r+b") as f:

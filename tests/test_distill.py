@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from sora_lite import Pipeline, data, diffusion, distill, train_dit
+from sora_lite import Pipeline, captions, diffusion, distill, train_dit
 from sora_lite.conditioning import Condition
 from sora_lite.pipeline import num_tokens
 from sora_lite.text import TextEncoder
@@ -31,7 +31,7 @@ def test_a_distillation_run_trains_on_the_teachers_samples_of_their_noise(tiny_r
 
     # Each latent is the teacher's sample (its steps and guidance) of its noise and caption.
     teacher = Pipeline.from_pretrained(tiny_run["dit_dir"])
-    table = train_dit.caption_table(TextEncoder(cfg.text.max_len), data.caption_rows(cfg.data), cfg.data.dir)
+    table = train_dit.caption_table(TextEncoder(cfg.text.max_len), captions.caption_rows(cfg.data), cfg.data.dir)
     s, k = pairs["subject"][:2], pairs["caption"][:2]
     shift = diffusion.timestep_shift(num_tokens(cfg, 5, 16, 16), cfg.diffusion.base_tokens)
     again = distill._teacher_sample(teacher.dit, pairs["noise"][:2], Condition(table["text"][s, k], table["mask"][s, k]),

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from sora_lite import Pipeline, autoencoder, checkpoint, data, train_dit
+from sora_lite import Pipeline, autoencoder, captions, checkpoint, train_dit
 from sora_lite.dit import build_dit
 from sora_lite.text import TextEncoder
 
@@ -77,7 +77,7 @@ def _small_files():
 def test_a_failed_save_stops_with_one_line_and_leaves_the_previous_checkpoint(tiny_run, tmp_path, train_script):
     argv, workdir = _copy_run(tiny_run, tmp_path, train_script, f"--config.train.steps={START + 3}")
     cfg = tiny_run["cfg"]  # the caption cache is written, so that the save is the first write to fail
-    train_dit.caption_table(TextEncoder(cfg.text.max_len), data.caption_rows(cfg.data), cfg.data.dir)
+    train_dit.caption_table(TextEncoder(cfg.text.max_len), captions.caption_rows(cfg.data), cfg.data.dir)
     ckpt = str(workdir / "checkpoints")
     before = {n: sorted(os.listdir(os.path.join(ckpt, n))) for n in os.listdir(ckpt) if n.isdigit()}
     run = subprocess.run(argv, env=train_script[1](1), capture_output=True, text=True, timeout=300,

@@ -96,7 +96,7 @@ def test_prepare_script_prints_warnings_and_the_summary(folder, tmp_path):
 def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run, folder, tmp_path, capsys):
     """The tiny run fine-tuned on the folder: its autoencoder, then its DiT (only the blocks'
     attention trains), on the folder's clips and captions."""
-    from sora_lite import checkpoint, data, train_autoencoder, train_dit
+    from sora_lite import captions, checkpoint, train_autoencoder, train_dit
 
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     cfg.data.update(folder=folder, fps=8.0, dir=str(tmp_path / "data"), mixture="5x16x16:2,1x16x16:1")
@@ -105,7 +105,7 @@ def test_fine_tuning_on_a_folder_trains_both_models_from_a_trained_run(tiny_run,
     result = train_autoencoder.train_autoencoder(cfg, ae_dir, devices=ONE)
     assert f"initialised from {tiny_run['ae_dir']}" in capsys.readouterr().out
     assert all(set(r) == {"psnr"} for r in result.values())  # no Moving Shapes scoring on one's own clips
-    assert [r[0] for r in data.caption_rows(cfg.data)] == sorted(
+    assert [r[0] for r in captions.caption_rows(cfg.data)] == sorted(
         ["a red circle moving left", "a blue square moving up", "a green triangle moving down", "a cyan circle"])
     cfg.train.update(autoencoder=ae_dir, init_from=tiny_run["dit_dir"], steps=2, trainable="blocks/(attn|cross)",
                      eval_at_end=True)

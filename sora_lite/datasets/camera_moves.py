@@ -3,17 +3,14 @@ rotates over one of scikit-image's bundled photographs, so the caption fully det
 video and real pixels can be scored exactly.
 
 `render(photo, move, H, W, T, rng)` draws one clip; `example(split, i, H, W, T)` is the pure
-function of `(split, i, H, W, T)` the spec asks for; `CameraMoves` is the tensorflow-datasets
-builder (datasets/generated.py: array_record, raw uint8, no TensorFlow).
+function of `(split, i, H, W, T)` the spec asks for (datasets/generated.py stores its clips
+for training: `generated.CameraMoves`).
 """
 
 import functools
 import zlib
 
 import numpy as np
-import tensorflow_datasets as tfds
-
-from sora_lite.datasets import generated
 
 # subject -> the skimage.data function (and index) that loads its photograph
 PHOTOS = {"astronaut": ("astronaut", None), "cat": ("chelsea", None), "coffee cup": ("coffee", None),
@@ -119,15 +116,3 @@ def example(split: str, index: int, height: int, width: int, frames: int) -> dic
     return {"video": render(subject, move, height, width, frames, rng), "caption": caption(subject, move, template),
             "subject": subject, "move": move}
 
-
-class CameraMoves(generated.GeneratedClips):
-    """Camera Moves v1: a camera panning, zooming or rotating over a real photograph."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    FEATURES = ("subject", "move")
-    example = staticmethod(example)
-
-
-def builder(data_dir: str, frames=17, height=32, width=32, train_size=10_000) -> CameraMoves:
-    """The builder for one size, prepared (generated and written) on first use."""
-    return generated.prepare(CameraMoves, data_dir, frames, height, width, train_size)

@@ -1,7 +1,8 @@
-"""What the generated data sets (Moving Shapes, Camera Moves) share: example i of a split is
-a pure function `example(split, i, H, W, T)`, and a tensorflow-datasets builder stores each
-size's splits as raw uint8 tensors in array_record files (no TensorFlow to build or read),
-each size under its own builder config.
+"""The generated data sets' storage: example i of a split of Moving Shapes or Camera Moves is
+a pure function `example(split, i, H, W, T)` (moving_shapes.py, camera_moves.py, which import
+no tensorflow-datasets), and a tensorflow-datasets builder here stores each size's splits as
+raw uint8 tensors in array_record files (no TensorFlow to build or read), each size under its
+own builder config.
 """
 
 import dataclasses
@@ -9,6 +10,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import shuffle as tfds_shuffle
+
+from sora_lite.datasets import camera_moves, moving_shapes
 
 # tfds buffers a split in memory up to this size and spills the rest to disk through
 # TensorFlow's file API, which we do not install: hold whole splits in memory instead
@@ -73,3 +76,19 @@ def prepare(cls, data_dir: str, frames: int, height: int, width: int, train_size
     b = cls(config=size_config(frames, height, width, train_size), data_dir=data_dir, file_format="array_record")
     b.download_and_prepare()
     return b
+
+
+class MovingShapes(GeneratedClips):
+    """Moving Shapes level 1: one coloured shape moving in a straight line (or, at T = 1, still)."""
+
+    VERSION = tfds.core.Version("2.0.0")  # spec v2: images; combinations independent of T
+    FEATURES = ("color", "shape", "direction")
+    example = staticmethod(moving_shapes.example)
+
+
+class CameraMoves(GeneratedClips):
+    """Camera Moves v1: a camera panning, zooming or rotating over a real photograph."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    FEATURES = ("subject", "move")
+    example = staticmethod(camera_moves.example)

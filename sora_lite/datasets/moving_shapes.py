@@ -3,18 +3,14 @@ caption fully determines the correct video, so prompt following can be scored ex
 An image is a 1-frame clip: no motion, a caption naming colour and shape only.
 
 `render(color, shape, direction, H, W, T, rng)` draws one clip; `example(split, i, ...)`
-is the pure function of `(split, i, H, W, T)` the spec asks for; `MovingShapes` is the
-tensorflow-datasets builder that stores clips as raw uint8 tensors in array_record files
-(no TensorFlow needed to build or read).
+is the pure function of `(split, i, H, W, T)` the spec asks for (datasets/generated.py
+stores its clips for training: `generated.MovingShapes`).
 """
 
 import itertools
 import zlib
 
 import numpy as np
-import tensorflow_datasets as tfds
-
-from sora_lite.datasets import generated
 
 COLORS = {
     "red": (220, 40, 40),
@@ -118,15 +114,3 @@ def example(split: str, index: int, height: int, width: int, frames: int) -> dic
         "direction": direction or "",
     }
 
-
-class MovingShapes(generated.GeneratedClips):
-    """Moving Shapes level 1: one coloured shape moving in a straight line (or, at T = 1, still)."""
-
-    VERSION = tfds.core.Version("2.0.0")  # spec v2: images; combinations independent of T
-    FEATURES = ("color", "shape", "direction")
-    example = staticmethod(example)
-
-
-def builder(data_dir: str, frames=17, height=32, width=32, train_size=50_000) -> MovingShapes:
-    """The builder for one size, prepared (generated and written) on first use."""
-    return generated.prepare(MovingShapes, data_dir, frames, height, width, train_size)
