@@ -103,14 +103,20 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--model", "--checkpoint", dest="checkpoint", default=None,
                        help="a shipped model (default, distilled, camera) or a training workdir / checkpoint dir")
-    sub.add_parser("words", help="the words the shipped model's captions trained on")
+    words = sub.add_parser("words", help="the words a model's captions trained on (others are read onto them)")
+    words.add_argument("--model", "--checkpoint", dest="checkpoint", default=None,
+                       help="a shipped model (default, distilled, camera) or a training workdir / checkpoint dir")
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "words":
-        print(_words())
+        try:
+            print(_words(args.checkpoint))
+        except USER_ERRORS as e:
+            print(f"sora-lite: error: {e}", file=sys.stderr)
+            return 2
         return 0
     if "frames" not in args:
         args.frames = None
@@ -140,10 +146,16 @@ def console():
     os._exit(code)
 
 
-def _words() -> str:
-    """The training vocabulary (captions.TRAIN), a line per attribute value."""
+def _words(model: str | None) -> str:
+    """The words `model`'s training captions use: Moving Shapes' vocabulary (captions.TRAIN) a line
+    per attribute value; another data set's or a folder's, as one sorted list."""
+    from sora_lite import captions, checkpoint, model_path, wording
     from sora_lite.captions import TRAIN
 
+    cfg, _ = checkpoint.read_config(checkpoint.directory(model_path(model)), "dit")
+    if captions.dataset(cfg.data) != "moving_shapes":
+        words = wording.Vocabulary([c for row in captions.caption_rows(cfg.data) for c in row]).words
+        return f"words: {', '.join(sorted(words))}\n{READ_ONTO}"
     lines = []
     for attribute in ("color", "shape", "motion"):
         for value, words in TRAIN[attribute].items():
@@ -152,8 +164,10 @@ def _words() -> str:
     forms = (t.replace("{ing}", "{motion}").replace("{s}", "{motion}") for t in TRAIN["video"])
     lines.append("videos: " + " | ".join(dict.fromkeys(forms)))
     lines.append("images: " + " | ".join(TRAIN["image"]))
-    lines.append("other words are read as the nearest of these by WordNet; generate prints the reading")
-    return "\n".join(lines)
+    return "\n".join([*lines, READ_ONTO])
+
+
+READ_ONTO = "other words are read as the nearest of these by WordNet; generate prints the reading"
 
 
 def quiet_libraries():

@@ -89,6 +89,11 @@ def test_words_lists_the_training_vocabulary(capsys):
     out = capsys.readouterr().out
     assert "color  red       red, scarlet" in out and "shape  circle" in out and "motion left" in out
     assert "crimson" not in out  # held out: never trained on
+    assert cli.main(["words", "--model", "camera"]) == 0
+    out = capsys.readouterr().out
+    assert "astronaut" in out and "zooms" in out and "circle" not in out
+    assert cli.main(["words", "--model", "/nonexistent/sora_lite_run"]) == 2
+    assert capsys.readouterr().err.startswith("sora-lite: error: ")
 
 
 def test_frames_as_prompts_commands_write_their_videos(tiny_run, tmp_path, capsys):
