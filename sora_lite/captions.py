@@ -17,6 +17,7 @@ training draws from and the pipeline reads new words onto; none of it imports th
 import numpy as np
 from ml_collections import ConfigDict
 
+from sora_lite import wording
 from sora_lite.datasets import camera_moves
 from sora_lite.datasets.moving_shapes import ALL_COMBOS, COLORS, IMAGE_TEMPLATES, SHAPES, TEMPLATES
 from sora_lite.shapes import mixture
@@ -144,6 +145,11 @@ def caption_rows(data: ConfigDict) -> list[list[str]]:
                 for s, m in camera_moves.SEEN]
     table, k = caption_table(), PER_SUBJECT
     return [table[i : i + k] for i in range(0, len(table), k)]
+
+
+def vocabulary(data: ConfigDict) -> wording.Vocabulary:
+    """The words of every caption in `caption_rows`, which new words of a prompt are read onto."""
+    return wording.Vocabulary([c for row in caption_rows(data) for c in row])
 
 
 def sample_prompts(image: bool = False) -> list[str]:

@@ -19,7 +19,10 @@ USER_ERRORS = (ValueError, validate.ArgumentTypeError, FloatingPointError, OSErr
 
 
 def _run(args):
-    """Run the command on its inputs and write the result."""
+    """Run the command on its inputs and write the result (`words`: print the vocabulary)."""
+    if args.command == "words":
+        print(_words(args.checkpoint))
+        return
     from sora_lite import enable_compilation_cache, programs, video
 
     enable_compilation_cache()  # a second run skips XLA compilation
@@ -111,13 +114,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.command == "words":
-        try:
-            print(_words(args.checkpoint))
-        except USER_ERRORS as e:
-            print(f"sora-lite: error: {e}", file=sys.stderr)
-            return 2
-        return 0
     if "frames" not in args:
         args.frames = None
     quiet_libraries()
@@ -146,16 +142,18 @@ def console():
     os._exit(code)
 
 
+READ_ONTO = "other words are read as the nearest of these by WordNet; generate prints the reading"
+
+
 def _words(model: str | None) -> str:
     """The words `model`'s training captions use: Moving Shapes' vocabulary (captions.TRAIN) a line
     per attribute value; another data set's or a folder's, as one sorted list."""
-    from sora_lite import captions, checkpoint, model_path, wording
+    from sora_lite import captions, checkpoint, model_path
     from sora_lite.captions import TRAIN
 
     cfg, _ = checkpoint.read_config(checkpoint.directory(model_path(model)), "dit")
     if captions.dataset(cfg.data) != "moving_shapes":
-        words = wording.Vocabulary([c for row in captions.caption_rows(cfg.data) for c in row]).words
-        return f"words: {', '.join(sorted(words))}\n{READ_ONTO}"
+        return f"words: {', '.join(sorted(captions.vocabulary(cfg.data).words))}\n{READ_ONTO}"
     lines = []
     for attribute in ("color", "shape", "motion"):
         for value, words in TRAIN[attribute].items():
@@ -165,9 +163,6 @@ def _words(model: str | None) -> str:
     lines.append("videos: " + " | ".join(dict.fromkeys(forms)))
     lines.append("images: " + " | ".join(TRAIN["image"]))
     return "\n".join([*lines, READ_ONTO])
-
-
-READ_ONTO = "other words are read as the nearest of these by WordNet; generate prints the reading"
 
 
 def quiet_libraries():

@@ -146,7 +146,7 @@ class Pipeline:
         """The words of the model's training captions, onto which `read` maps a prompt's others;
         None when they cannot be known (a model of a folder of videos that is gone)."""
         try:
-            return wording.Vocabulary([c for row in captions.caption_rows(self.cfg.data) for c in row])
+            return captions.vocabulary(self.cfg.data)
         except (OSError, ValueError) as e:
             warnings.warn(f"the model's training captions are unreadable ({e}); prompts are read as written",
                           stacklevel=3)
