@@ -199,7 +199,8 @@ def discard_newer(mngr: ocp.CheckpointManager, step: int):
 
 def _open_existing(directory: str) -> ocp.CheckpointManager:
     if not os.path.isdir(directory):
-        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+        raise CheckpointError(f"checkpoint directory {directory} does not exist: give a training workdir, an "
+                              "exported model's folder or a shipped model's name (default, distilled, camera)")
     mngr = ocp.CheckpointManager(os.path.abspath(directory),
                                  options=ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                                          save_interval_steps=0))

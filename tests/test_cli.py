@@ -93,7 +93,8 @@ def test_words_lists_the_training_vocabulary(capsys):
     out = capsys.readouterr().out
     assert "astronaut" in out and "zooms" in out and "circle" not in out
     assert cli.main(["words", "--model", "/nonexistent/sora_lite_run"]) == 2
-    assert capsys.readouterr().err.startswith("sora-lite: error: ")
+    err = capsys.readouterr().err
+    assert err.startswith("sora-lite: error: ") and "or a shipped model's name" in err and len(err.splitlines()) == 1
 
 
 def test_frames_as_prompts_commands_write_their_videos(tiny_run, tmp_path, capsys):
