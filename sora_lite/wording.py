@@ -91,14 +91,14 @@ class WordNet:
         pointers = [fields[at + 1 + 4 * i : at + 5 + 4 * i] for i in range(int(fields[at]))]
         return lemmas, [(int(o), POS[p.decode()]) for s, o, p, _ in pointers if s.decode() in HYPERNYMS]
 
-    def lemmas(self, word: str) -> list[tuple[str, str]]:
-        """(base form, pos) of an inflected `word` that WordNet lists: the word itself, its
-        irregular forms ("rose" -> "rise"), then the detachment rules."""
+    def lemmas(self, word: str) -> list[tuple[str, str, list[int]]]:
+        """(base form, pos, its synsets' offsets) of an inflected `word` that WordNet lists: the
+        word itself, its irregular forms ("rose" -> "rise"), then the detachment rules."""
         out = []
         for pos, rules in RULES.items():
             bases = [word] + self.exceptions[pos].get(word, [])
             bases += [word[: -len(old)] + new for old, new in rules if word.endswith(old)]
-            out += [(b, pos) for b in dict.fromkeys(bases) if self.offsets(b, pos)]
+            out += [(b, pos, offsets) for b in dict.fromkeys(bases) if (offsets := self.offsets(b, pos))]
         return out
 
 
@@ -112,7 +112,7 @@ def _bases(word: str) -> set[str]:
     """`word` and, if it ends like an inflection, the base forms WordNet gives it ("travelling"
     -> "travel"); "left" does not, so a known "left" never stands for "leave"."""
     inflected = word.endswith(("s", "ed", "ing"))
-    return {word} | ({b for b, _ in wordnet().lemmas(word)} if inflected else set())
+    return {word} | ({b for b, _, _ in wordnet().lemmas(word)} if inflected else set())
 
 
 def _ending(word: str) -> str:
@@ -162,7 +162,7 @@ class Vocabulary:
         if word in self.words or len(word) < 3:
             return None
         net = wordnet()
-        senses = [(o, pos) for base, pos in net.lemmas(word) for o in net.offsets(base, pos)[:SENSES]]
+        senses = [(o, pos) for _, pos, offsets in net.lemmas(word) for o in offsets[:SENSES]]
         for _ in range(2):  # synonyms, then direct hypernyms
             nxt = []
             for offset, pos in senses:
