@@ -133,6 +133,30 @@ def test_ulysses_attention_matches_plain_attention():
     assert "all_to_all" not in jax.jit(sharding.attention).lower(q, k, v).as_text()
 
 
+def test_attention_uses_cudnn_flash_attention_on_nvidia_gpus_where_it_applies(monkeypatch):
+    """On a CUDA backend, 16-bit self-attention asks for cuDNN's fused kernel, also inside Ulysses'
+    shard_map; float32, a key mask, token-sharded inputs or CPUs get XLA's attention."""
+    calls = []
+    monkeypatch.setattr(jax.nn, "dot_product_attention",
+                        lambda q, k, v, mask=None, implementation=None: calls.append(implementation) or q)
+    q = jnp.zeros((4, 8, 4, 16), jnp.bfloat16)  # [B, N, K, Dh]
+    mask = jnp.ones((4, 1, 1, 8), bool)
+    sharding.attention(q, q, q)
+    assert calls == [None]  # this CPU backend
+    cuda = type("Backend", (), {"platform_version": "cuda 12080"})()
+    monkeypatch.setattr(jax.extend.backend, "get_backend", lambda: cuda)
+    calls.clear()
+    for x, m in ((q, None), (q.astype(jnp.float32), None), (q, mask), (jnp.zeros((4, 8, 4, 12), jnp.bfloat16), None)):
+        sharding.attention(x, x, x, m)
+    assert calls == ["cudnn", None, None, None]
+    calls.clear()
+    with jax.set_mesh(mesh_of(fsdp=2, sequence=4)):
+        jax.jit(sharding.attention).lower(q, q, q)  # Ulysses: each device attends over all tokens
+    with jax.set_mesh(mesh_of(tensor=4, sequence=2)):
+        jax.jit(sharding.attention).lower(q, q, q)  # 1 head per device: tokens stay sharded
+    assert calls == ["cudnn", None]
+
+
 # ----------------------------------------------------------------------------- training on meshes
 
 MESHES = [(2, 2, 2, 1), (1, 8, 1, 1), (1, 2, 1, 4)]  # (data, fsdp, tensor, sequence)
