@@ -36,9 +36,10 @@ def documented_commands() -> list[str]:
             line = line.strip().lstrip("`").split("`")[0]  # an inline command ends at its closing backtick
             for part in line.split("&&"):
                 part = re.sub(r"\s+#.*$", "", part.strip())  # a trailing comment
+                part = re.sub(r"\s+", " ", part)
                 if re.match(r"^(python scripts/\S+\.py|sora-lite \w+)(\s|$)", part) and "..." not in part \
                         and not any(n in part for n in NOT_HERE) and part not in found:
-                    found.append(re.sub(r"\s+", " ", part))
+                    found.append(part)
     return found
 
 
