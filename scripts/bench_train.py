@@ -5,7 +5,8 @@
         --out benchmarks/bench_train_B_5k.json
 
 The step is train_dit.py's own on the mesh of `cfg.mesh` (default: data parallel over all
-devices), fed random latents of the video size. MFU = model FLOPs per step (6 N_matmul +
+devices), fed random latents of the video size; self-attention runs cuDNN's flash kernel in
+bf16 on NVIDIA GPUs, XLA's elsewhere (the JSON's "attention"). MFU = model FLOPs per step (6 N_matmul +
 12 L d S per token) / step time / (devices x the device's bf16 peak, sora_lite.benchmark);
 on devices without a known peak (CPUs) pass --peak_tflops, or MFU is left out.
 """
@@ -31,8 +32,11 @@ def main(_):
     import jax
 
     from sora_lite import benchmark, sharding
+    from sora_lite.dit import PRECISIONS, SIZES
 
     cfg = f.config
+    size = SIZES[cfg.dit.size]
+    kernel = sharding.attention_kernel(PRECISIONS[cfg.dit.precision], size.width // size.heads)
     mesh = sharding.make_mesh(cfg.mesh)
     step = benchmark.Step(cfg, mesh, f.frames, f.height, f.width, f.batch)
     result = benchmark.speed(step, f.steps)
@@ -41,11 +45,11 @@ def main(_):
         result["mfu"] = result["achieved_tflops_per_device"] / f.peak_tflops
     row = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
            "devices": mesh.size, "jax": jax.__version__, "dit_size": cfg.dit.size, "precision": cfg.dit.precision,
-           "remat": cfg.dit.remat, "mesh": dict(mesh.shape), "batch": f.batch, "frames": f.frames, "height": f.height,
-           "width": f.width, "tokens_per_video": step.tokens, **result}
+           "remat": cfg.dit.remat, "attention": kernel, "mesh": dict(mesh.shape), "batch": f.batch,
+           "frames": f.frames, "height": f.height, "width": f.width, "tokens_per_video": step.tokens, **result}
     mfu = "n/a (no peak for this device: --peak_tflops)" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
-    print(f"{row['device']} x{mesh.size} DiT-{cfg.dit.size} {cfg.dit.precision} remat={cfg.dit.remat} batch {f.batch} x "
-          f"{step.tokens} tokens: step {row['step_time_s'] * 1e3:.1f} ms, {row['tokens_per_s']:.0f} tokens/s, "
+    print(f"{row['device']} x{mesh.size} DiT-{cfg.dit.size} {cfg.dit.precision} remat={cfg.dit.remat} {kernel} attention, "
+          f"batch {f.batch} x {step.tokens} tokens: step {row['step_time_s'] * 1e3:.1f} ms, {row['tokens_per_s']:.0f} tokens/s, "
           f"{row['achieved_tflops_per_device']:.2f} TFLOP/s per device, MFU {mfu}")
     if f.out:
         with open(f.out, "w") as out:

@@ -147,9 +147,14 @@ def _ulysses(q, k, v):  # per device: [b, N / seq, k, Dh] -> [b, N, k / seq, Dh]
 
 
 def _attend(q, k, v, mask=None):
-    """cuDNN's fused flash attention where it applies (NVIDIA GPUs, 16-bit inputs, no mask, head
-    dim a multiple of 8 up to 128): it never materialises the [B, K, N, N] scores. XLA's
-    attention elsewhere: CPUs, float32, and the cross-attention's text mask (16 keys)."""
-    fused = (mask is None and q.dtype in (jnp.bfloat16, jnp.float16) and q.shape[-1] % 8 == 0
-             and q.shape[-1] <= 128 and "cuda" in jax.extend.backend.get_backend().platform_version)
+    fused = mask is None and attention_kernel(q.dtype, q.shape[-1]) == "cudnn"
     return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="cudnn" if fused else None)
+
+
+def attention_kernel(dtype, head_dim: int) -> str:
+    """Which kernel unmasked self-attention runs: cuDNN's fused flash attention where it applies
+    (NVIDIA GPUs, 16-bit inputs, head dim a multiple of 8 up to 128), which never materialises
+    the [B, K, N, N] scores; XLA's elsewhere (CPUs, float32; also for the text mask's 16 keys)."""
+    cuda = "cuda" in jax.extend.backend.get_backend().platform_version
+    fused = cuda and dtype in (jnp.bfloat16, jnp.float16) and head_dim % 8 == 0 and head_dim <= 128
+    return "cudnn" if fused else "xla"

@@ -155,6 +155,7 @@ def test_attention_uses_cudnn_flash_attention_on_nvidia_gpus_where_it_applies(mo
     with jax.set_mesh(mesh_of(tensor=4, sequence=2)):
         jax.jit(sharding.attention).lower(q, q, q)  # 1 head per device: tokens stay sharded
     assert calls == ["cudnn", None]
+    assert sharding.attention_kernel(jnp.bfloat16, 64) == "cudnn" and sharding.attention_kernel(jnp.float32, 64) == "xla"
 
 
 # ----------------------------------------------------------------------------- training on meshes
