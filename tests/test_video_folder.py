@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import av
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from sora_lite import video
 from sora_lite.datasets import video_folder as V
@@ -67,6 +69,36 @@ def test_resampling_to_the_target_rate(folder):
     assert len(V.decode(os.path.join(folder, "fast.mp4"), 8)) == 18  # 36 frames at 16 fps
     assert len(V.decode(os.path.join(folder, "fast.mp4"), 16)) == 36
     assert len(V.decode(os.path.join(folder, "still.png"), 8)) == 1
+    # Fitting while decoding (a long video keeps only its fitted frames) equals fitting after.
+    wide = os.path.join(folder, "wide.mp4")
+    np.testing.assert_array_equal(V.decode(wide, 8, (16, 24)), V.fit(V.decode(wide, 8), 16, 24))
+    assert V.probe(wide, 8) == (20, 36, 64)
+
+
+def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
+    """A display matrix (phone videos) or an EXIF orientation (photos) turns the stored pixels:
+    a landscape-stored portrait video is a portrait video, and goes to the portrait shape."""
+    frame = np.zeros((32, 48, 3), np.uint8)  # stored landscape, red in the top-left corner
+    frame[:8, :8] = (255, 0, 0)
+    path = str(tmp_path / "phone.mp4")
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.set_display_rotation(90)  # shown turned 90 degrees counterclockwise
+        for _ in range(12):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    photo = Image.fromarray(frame)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # EXIF orientation 6: shown turned 90 degrees clockwise
+    photo.save(tmp_path / "photo.jpg", exif=exif)
+    red = lambda x: (x[..., 0] > 150) & (x[..., 1] < 100)  # noqa: E731
+    video_frames = V.decode(path, 8)
+    assert video_frames.shape == (12, 48, 32, 3) and red(video_frames[0, -8:, :8]).all()  # bottom-left
+    image = V.decode(str(tmp_path / "photo.jpg"), 8)
+    assert image.shape == (1, 48, 32, 3) and red(image[0, :8, -8:]).all()  # top-right
+    assert V.probe(path, 8) == (12, 48, 32)
+    assert V.nearest_entries(ENTRIES, 48, 32, image=False) == [Entry(5, 24, 16)]
 
 
 def test_index_errors_are_one_line(tmp_path):

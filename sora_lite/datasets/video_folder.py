@@ -5,8 +5,9 @@ builder stored like Moving Shapes (array_record, read with grain, no TensorFlow)
       captions.csv      path,caption        (or captions.jsonl: {"path": ..., "caption": ...})
       walk.mp4, sunset.gif, cat.png, ...
 
-`scan` decodes every listed file once (PyAV): a video's frames are resampled to the target
-frame rate; an image (PNG, JPEG) is a 1-frame clip. Each file goes to the mixture entries
+`scan` decodes every listed file once (PyAV), upright as a player shows it (display matrix,
+EXIF orientation): a video's frames are resampled to the target frame rate as they decode; an
+image (PNG, JPEG) is a 1-frame clip. Each file goes to the mixture entries
 (`shapes.py`) nearest its aspect ratio: videos to the video entries, images to the image
 entries. A video gives as many non-overlapping clips of an entry's frame count as it holds;
 frames are resized to cover the entry's size and centre-cropped. A file that is missing,
@@ -15,6 +16,7 @@ naming it, and counted in the summary; nothing else stops. One file in ten (by a
 path) is validation, the rest train: the split never depends on the folder's other files.
 """
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -83,29 +85,72 @@ def read_index(folder: str) -> list[tuple[str, str]]:
     return rows
 
 
-def decode(path: str, fps: float) -> np.ndarray:
-    """uint8 [N, H, W, 3]: an image as one frame, a video's frames resampled to `fps` (the frame
-    shown at each time k / fps). Raises ValueError for a file PyAV cannot decode."""
-    try:
-        with av.open(path) as container:
-            frames = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
-    except (av.FFmpegError, IndexError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot decode ({type(e).__name__})") from None
+def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 [N, H, W, 3], as a player shows the file (its rotation applied): an image as one
+    frame, a video's frames resampled to `fps` (the frame shown at each time k / fps), each
+    fitted to `size` (height, width) if given. Only those frames are kept, so a long HD video
+    costs memory for the frames it gives, not for every frame it holds. Raises ValueError for
+    a file PyAV cannot decode."""
+    with _readable():
+        frames = [frame if size is None else fit(frame[None], *size)[0] for frame in _shown(path, fps)]
     if not frames:
         raise ValueError("holds no frames")
-    if path.lower().endswith(IMAGE_EXTENSIONS) or len(frames) == 1:
-        return frames[0][1][None]
-    times = np.array([t if t is not None else i / fps for i, (t, _) in enumerate(frames)])
-    times -= times[0]
-    duration = times[-1] + (times[-1] / max(len(times) - 1, 1))  # the last frame lasts one interval too
-    wanted = np.arange(int(math.floor(duration * fps + 1e-6))) / fps  # [N] the times to show
-    index = np.clip(np.searchsorted(times, wanted + 1e-6, side="right") - 1, 0, len(frames) - 1)
-    return np.stack([frames[i][1] for i in index])
+    return np.stack(frames)
+
+
+def probe(path: str, fps: float) -> tuple[int, int, int]:
+    """(N, H, W) of what `decode` gives, keeping no frames; the same ValueErrors."""
+    n, shape = 0, None
+    with _readable():
+        for n, frame in enumerate(_shown(path, fps), 1):
+            shape = frame.shape[:2]
+    if not n:
+        raise ValueError("holds no frames")
+    return n, *shape
+
+
+@contextlib.contextmanager
+def _readable():
+    try:
+        yield
+    except (av.FFmpegError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot decode ({type(e).__name__})") from None
+
+
+def _shown(path: str, fps: float):
+    """The file's frames (uint8 [H, W, 3], upright) at times k / fps from its first frame, while
+    decoding: a frame is shown from its time until the next frame's, and the last one for the
+    mean frame interval; frames never shown are never converted. An image, or a one-frame
+    video, gives its frame once."""
+    with av.open(path) as container:
+        held, array = None, None  # the newest frame, and its pixels once shown
+        count, k, t0, t = 0, 0, 0.0, 0.0  # frames seen, the next time's index, first and newest times
+        for frame in container.decode(video=0):
+            t = frame.time if frame.time is not None else count / fps
+            t0 = t if count == 0 else t0
+            while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
+                array = _upright(held) if array is None else array
+                yield array
+                k += 1
+            held, array, count = frame, None, count + 1
+            if path.lower().endswith(IMAGE_EXTENSIONS):
+                break
+        if held is None:
+            return
+        duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
+        for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
+            array = _upright(held) if array is None else array
+            yield array
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's pixels turned as its display matrix says (phone videos, EXIF-rotated photos)."""
+    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4))
 
 
 def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize uint8 [N, h, w, 3] frames to cover height x width, then centre-crop to it."""
-    n, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     scale = max(height / h, width / w)
     sh, sw = max(height, round(h * scale)), max(width, round(w * scale))
     out = []
@@ -148,21 +193,21 @@ def _scan(folder, entries, fps):
             why = "is listed but not found"
         else:
             try:
-                frames = decode(full, fps)
+                count, height, width = probe(full, fps)
             except ValueError as e:
                 why = str(e)
         if why is None:
-            image = len(frames) == 1
+            image = count == 1
             kind = "image" if image else "video"
-            shortest = min((e.frames for e in nearest_entries(entries, *frames.shape[1:3], image)), default=None)
+            shortest = min((e.frames for e in nearest_entries(entries, height, width, image)), default=None)
             if shortest is None:
                 why = f"is {'an' if image else 'a'} {kind} and the mixture has no {kind} shape"
-            elif len(frames) < shortest:
-                why = f"is too short: {len(frames)} frames at {fps:g} fps; its shapes need {shortest}"
+            elif count < shortest:
+                why = f"is too short: {count} frames at {fps:g} fps; its shapes need {shortest}"
         if why:
             skipped.append(f"skipped {path}: {why}")
             continue
-        sources.append(Source(path, caption, len(frames), *frames.shape[1:3]))
+        sources.append(Source(path, caption, count, height, width))
     return sources, skipped
 
 
@@ -219,9 +264,9 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         entry = Entry(c.frames, c.height, c.width, 1.0)
         for s in sources:
-            frames = decode(os.path.join(c.folder, s.path), c.fps)
+            frames = decode(os.path.join(c.folder, s.path), c.fps, (c.height, c.width))
             for k in range(clips_of(s, entry)):
-                clip = fit(frames[k * c.frames : (k + 1) * c.frames], c.height, c.width)
+                clip = frames[k * c.frames : (k + 1) * c.frames]
                 yield f"{s.path}#{k}", {"video": clip, "caption": s.caption, "source": s.path}
 
 
