@@ -34,6 +34,7 @@ from sora_lite import video as video_io
 from sora_lite.shapes import Entry
 
 INDEX_FILES = ("captions.csv", "captions.jsonl")
+CAPTION_KEYS = ("caption", "text")  # Open-Sora's data tools name the caption column "text"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VALIDATION_SHARE = 10  # one file in this many is validation
 
@@ -54,7 +55,9 @@ class Source:
 
 
 def read_index(folder: str) -> list[tuple[str, str]]:
-    """(path, caption) rows of the folder's captions.csv or captions.jsonl, or a one-line error."""
+    """(path, caption) rows of the folder's captions.csv or captions.jsonl, or a one-line error.
+    A CSV with a header row takes its `path` and `caption` (or Open-Sora's `text`) columns and
+    ignores the others; without one, each row is path,caption. A JSON line takes the same keys."""
     found = [name for name in INDEX_FILES if os.path.isfile(os.path.join(folder, name))]
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no such folder: {folder}")
@@ -63,22 +66,32 @@ def read_index(folder: str) -> list[tuple[str, str]]:
                          f"(rows: path,caption); found {found or 'none'}")
     path = os.path.join(folder, found[0])
     rows = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
         if found[0].endswith(".csv"):
-            reader = csv.reader(f)
-            for n, row in enumerate(reader, 1):
-                if n == 1 and [c.strip().lower() for c in row] == ["path", "caption"]:
-                    continue  # the header
-                if len(row) != 2:
-                    raise ValueError(f"{path} line {n}: expected 2 columns path,caption; got {len(row)}")
-                rows.append((row[0].strip(), row[1].strip()))
+            columns = None  # (path, caption) indices from a header row; without one, path,caption
+            for n, row in enumerate(csv.reader(f), 1):
+                names = [c.strip().lower() for c in row]
+                if not any(names):
+                    continue  # a blank line
+                caption = next((k for k in CAPTION_KEYS if k in names), None)
+                if n == 1 and "path" in names and caption:
+                    columns = (names.index("path"), names.index(caption))
+                    continue
+                if columns is None and len(row) != 2:
+                    raise ValueError(f"{path} line {n}: expected 2 columns path,caption (or a header row "
+                                     f"naming path and caption); got {len(row)}")
+                if columns is not None and len(row) <= max(columns):
+                    raise ValueError(f"{path} line {n}: expected the header's columns; got {len(row)}")
+                i, j = columns or (0, 1)
+                rows.append((row[i].strip(), row[j].strip()))
         else:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
-                    rows.append((str(record["path"]).strip(), str(record["caption"]).strip()))
+                    key = next((k for k in CAPTION_KEYS if k in record), "caption")
+                    rows.append((str(record["path"]).strip(), str(record[key]).strip()))
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     raise ValueError(f"{path} line {n}: expected {{\"path\": ..., \"caption\": ...}}; "
                                      f"{type(e).__name__}") from None
