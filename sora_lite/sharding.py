@@ -5,7 +5,7 @@ RULES maps each name onto mesh axes: that one table decides data, FSDP, tensor a
 sequence parallelism. Training (train.py) builds the mesh from `cfg.mesh`, creates the
 model and optimizer state born sharded (`init_sharded`), and puts each batch on the
 mesh (`global_batch`); the model pins activations with `constrain` and runs self-attention
-through `attention`.
+through `attention` (cuDNN's flash kernel in 16 bits on NVIDIA GPUs, XLA's elsewhere).
 
   mesh axes  data      replicas of the model, each on a slice of the batch
              fsdp      the batch splits here too, and parameters are sharded here (ZeRO-3)
