@@ -22,7 +22,7 @@ from sora_lite import autoencoder, checkpoint, conditioning, diffusion, patchify
 from sora_lite import captions, wording
 from sora_lite import model_path
 from sora_lite.conditioning import Condition
-from sora_lite.dit import SIZES, DiT, build_dit
+from sora_lite.dit import PRECISIONS, SIZES, DiT, build_dit
 from sora_lite.flax_setup import nnx
 from sora_lite.text import TextEncoder
 from sora_lite.video import from_sampler, to_model
@@ -62,12 +62,22 @@ def grid_shift(cfg: ConfigDict, resolution: float) -> float:
 
 
 def sampling_bytes(cfg: ConfigDict, batch: int, num_frames: int, height: int, width: int) -> int:
-    """About the peak memory of sampling `batch` videos of a size: the DiT's attention scores
-    (float32 [2B, heads, N, N]: guidance doubles the batch) and the decoder's full-size
-    activations (a few float32 [B, T, H, W, widths[0]] buffers). An upper estimate: XLA's
-    memory analysis of the compiled sampler says 0.32 GiB where this says 0.67 (33x128x128)."""
-    n, heads = num_tokens(cfg, num_frames, height, width), SIZES[cfg.dit.size].heads
-    return 2 * batch * heads * n * n * 4 + 4 * batch * num_frames * height * width * cfg.ae.widths[0] * 4
+    """About the peak memory of sampling `batch` videos of a size: the DiT's activations
+    (`_dit_bytes`) and the decoder's full-size ones (a few float32 [B, T, H, W, widths[0]]
+    buffers). An upper estimate: XLA's memory analysis of the compiled sampler says 0.32 GiB
+    where this says 0.67 (33x128x128, on a CPU)."""
+    a, b = _dit_bytes(cfg)
+    n = num_tokens(cfg, num_frames, height, width)
+    return batch * (a * n * n + b * n) + 4 * batch * num_frames * height * width * cfg.ae.widths[0] * 4
+
+
+def _dit_bytes(cfg: ConfigDict) -> tuple[int, int]:
+    """(a, b): one video of N tokens needs about a N^2 + b N bytes in the DiT (guidance doubles
+    the batch): float32 attention scores [2, heads, N, N] where XLA's attention computes them
+    (cuDNN's flash attention keeps none), and the MLP's float32 [2, N, 4 width] activations."""
+    size = SIZES[cfg.dit.size]
+    kernel = sharding.attention_kernel(PRECISIONS[cfg.dit.precision], size.width // size.heads)
+    return (2 * size.heads * 4 if kernel == "xla" else 0), 2 * 4 * size.width * 4
 
 
 def device_bytes(device: jax.Device) -> int:
@@ -82,7 +92,9 @@ def admit(cfg: ConfigDict, batch: int, shape: tuple[int, int, int], mesh=None):
     devices = mesh.devices.flat if mesh is not None else jax.local_devices()[:1]
     need, have = sampling_bytes(cfg, batch, *shape), sum(device_bytes(d) for d in devices)
     if need > have:
-        fit = int(math.sqrt(have / (8 * batch * SIZES[cfg.dit.size].heads)))  # tokens whose attention fits
+        a, b = _dit_bytes(cfg)
+        c = have / batch  # tokens whose DiT activations fit: a N^2 + b N <= c
+        fit = int((math.sqrt(b * b + 4 * a * c) - b) / (2 * a) if a else c / b)
         raise ValueError(f"{batch} video(s) of {'x'.join(map(str, shape))} ({num_tokens(cfg, *shape):,} tokens each) "
                          f"need about {need / 2**30:,.1f} GiB to sample, and the device has {have / 2**30:,.1f} GiB: "
                          f"ask for at most about {fit:,} tokens a video (fewer frames or pixels), fewer prompts at "
