@@ -60,15 +60,22 @@ def write(path: str, video: np.ndarray, fps: int = 8):
 
 
 def read(path: str) -> np.ndarray:
-    """uint8 [T, H, W, 3] of every frame in a video or image file (MP4, GIF, PNG, JPEG, ...)."""
+    """uint8 [T, H, W, 3] of every frame in a video or image file (MP4, GIF, PNG, JPEG, ...),
+    upright as a player shows it."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
         with av.open(path) as f:
-            frames = [frame.to_ndarray(format="rgb24") for frame in f.decode(video=0)]
+            frames = [upright(frame) for frame in f.decode(video=0)]
     except (av.FFmpegError, IndexError) as e:  # IndexError: a container without a video stream
         raise ValueError(f"cannot read {path} as an image or video ({type(e).__name__}); "
                          "use a PNG, JPEG, GIF or MP4 file") from None
     if not frames:
         raise ValueError(f"{path} holds no frames; use a PNG, JPEG, GIF or MP4 file")
     return np.stack(frames)
+
+
+def upright(frame: av.VideoFrame) -> np.ndarray:
+    """uint8 [H, W, 3]: a decoded frame's pixels turned as its display matrix says (a phone
+    video's rotation, a photo's EXIF orientation; PyAV gives the counterclockwise angle)."""
+    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4))

@@ -97,6 +97,7 @@ def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
     assert video_frames.shape == (12, 48, 32, 3) and red(video_frames[0, -8:, :8]).all()  # bottom-left
     image = V.decode(str(tmp_path / "photo.jpg"), 8)
     assert image.shape == (1, 48, 32, 3) and red(image[0, :8, -8:]).all()  # top-right
+    np.testing.assert_array_equal(video.read(str(tmp_path / "photo.jpg")), image)  # the CLI's input files too
     assert V.probe(path, 8) == (12, 48, 32)
     assert V.nearest_entries(ENTRIES, 48, 32, image=False) == [Entry(5, 24, 16)]
 

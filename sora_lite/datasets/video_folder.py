@@ -142,7 +142,7 @@ def _shown(path: str, fps: float):
             t = frame.time if frame.time is not None else count / fps
             t0 = t if count == 0 else t0
             while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
-                array = _upright(held) if array is None else array
+                array = video_io.upright(held) if array is None else array
                 yield array
                 k += 1
             held, array, count = frame, None, count + 1
@@ -152,13 +152,8 @@ def _shown(path: str, fps: float):
             return
         duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
         for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
-            array = _upright(held) if array is None else array
+            array = video_io.upright(held) if array is None else array
             yield array
-
-
-def _upright(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's pixels turned as its display matrix says (phone videos, EXIF-rotated photos)."""
-    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4))
 
 
 def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
