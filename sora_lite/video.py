@@ -67,7 +67,9 @@ def read(path: str) -> np.ndarray:
     try:
         with av.open(path) as f:
             frames = [upright(frame) for frame in f.decode(video=0)]
-    except (av.FFmpegError, IndexError) as e:  # IndexError: a container without a video stream
+    except IndexError:  # PyAV's answer to decode(video=0) of a file without one (audio alone)
+        raise ValueError(f"{path} has no video or image stream; use a PNG, JPEG, GIF or MP4 file") from None
+    except av.FFmpegError as e:
         raise ValueError(f"cannot read {path} as an image or video ({type(e).__name__}); "
                          "use a PNG, JPEG, GIF or MP4 file") from None
     if not frames:

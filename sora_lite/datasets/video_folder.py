@@ -126,7 +126,9 @@ def probe(path: str, fps: float) -> tuple[int, int, int]:
 def _readable():
     try:
         yield
-    except (av.FFmpegError, IndexError, UnicodeDecodeError) as e:
+    except IndexError:  # PyAV's answer to decode(video=0) of a file without one (audio alone)
+        raise ValueError("has no video or image stream") from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot decode ({type(e).__name__})") from None
 
 
