@@ -1,10 +1,15 @@
 """Writing and reading video files with PyAV (FFmpeg inside the wheel): .mp4 (H.264) and .gif,
-and .png for a 1-frame video (an image)."""
+and .png for a 1-frame video (an image); any file FFmpeg decodes read upright, as a player
+shows it, and `decode`: resampled to a frame rate and fitted to a size as it decodes."""
 
+import contextlib
+import math
 import os
 
 import av
 import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 def to_model(video_uint8: np.ndarray) -> np.ndarray:
@@ -61,19 +66,16 @@ def write(path: str, video: np.ndarray, fps: int = 8):
 
 def read(path: str) -> np.ndarray:
     """uint8 [T, H, W, 3] of every frame in a video or image file (MP4, GIF, PNG, JPEG, ...),
-    upright as a player shows it."""
+    upright as a player shows it, or a one-line error naming the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with av.open(path) as f:
+        with _readable(), av.open(path) as f:
             frames = [upright(frame) for frame in f.decode(video=0)]
-    except IndexError:  # PyAV's answer to decode(video=0) of a file without one (audio alone)
-        raise ValueError(f"{path} has no video or image stream; use a PNG, JPEG, GIF or MP4 file") from None
-    except av.FFmpegError as e:
-        raise ValueError(f"cannot read {path} as an image or video ({type(e).__name__}); "
-                         "use a PNG, JPEG, GIF or MP4 file") from None
-    if not frames:
-        raise ValueError(f"{path} holds no frames; use a PNG, JPEG, GIF or MP4 file")
+        if not frames:
+            raise ValueError("holds no frames")
+    except ValueError as e:
+        raise ValueError(f"{path} {e}; use a PNG, JPEG, GIF or MP4 file") from None
     return np.stack(frames)
 
 
@@ -81,3 +83,76 @@ def upright(frame: av.VideoFrame) -> np.ndarray:
     """uint8 [H, W, 3]: a decoded frame's pixels turned as its display matrix says (a phone
     video's rotation, a photo's EXIF orientation; PyAV gives the counterclockwise angle)."""
     return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4))
+
+
+def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 [N, H, W, 3], as a player shows the file (its rotation applied): an image as one
+    frame, a video's frames resampled to `fps` (the frame shown at each time k / fps), each
+    fitted to `size` (height, width) if given. Only those frames are kept, so a long HD video
+    costs memory for the frames it gives, not for every frame it holds. A one-line ValueError
+    (what is wrong, without the path) for a file PyAV cannot decode."""
+    with _readable():
+        frames = [frame if size is None else fit(frame[None], *size)[0] for frame in _shown(path, fps)]
+    if not frames:
+        raise ValueError("holds no frames")
+    return np.stack(frames)
+
+
+def probe(path: str, fps: float) -> tuple[int, int, int]:
+    """(N, H, W) of what `decode` gives, keeping no frames; the same ValueErrors."""
+    n, shape = 0, None
+    with _readable():
+        for n, frame in enumerate(_shown(path, fps), 1):
+            shape = frame.shape[:2]
+    if not n:
+        raise ValueError("holds no frames")
+    return n, *shape
+
+
+@contextlib.contextmanager
+def _readable():
+    try:
+        yield
+    except IndexError:  # PyAV's answer to decode(video=0) of a file without one (audio alone)
+        raise ValueError("has no video or image stream") from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise ValueError(f"is not a readable image or video ({type(e).__name__})") from None
+
+
+def _shown(path: str, fps: float):
+    """The file's frames (uint8 [H, W, 3], upright) at times k / fps from its first frame, while
+    decoding: a frame is shown from its time until the next frame's, and the last one for the
+    mean frame interval; frames never shown are never converted. An image, or a one-frame
+    video, gives its frame once."""
+    with av.open(path) as container:
+        held, array = None, None  # the newest frame, and its pixels once shown
+        count, k, t0, t = 0, 0, 0.0, 0.0  # frames seen, the next time's index, first and newest times
+        for frame in container.decode(video=0):
+            t = frame.time if frame.time is not None else count / fps
+            t0 = t if count == 0 else t0
+            while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
+                array = upright(held) if array is None else array
+                yield array
+                k += 1
+            held, array, count = frame, None, count + 1
+            if path.lower().endswith(IMAGE_EXTENSIONS):
+                break
+        if held is None:
+            return
+        duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
+        for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
+            array = upright(held) if array is None else array
+            yield array
+
+
+def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize uint8 [N, h, w, 3] frames to cover height x width, then centre-crop to it."""
+    _, h, w, _ = frames.shape
+    scale = max(height / h, width / w)
+    sh, sw = max(height, round(h * scale)), max(width, round(w * scale))
+    out = []
+    for frame in frames:
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        out.append(f.reformat(width=sw, height=sh, interpolation="AREA").to_ndarray(format="rgb24"))
+    top, left = (sh - height) // 2, (sw - width) // 2
+    return np.stack(out)[:, top : top + height, left : left + width]

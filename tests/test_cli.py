@@ -122,7 +122,7 @@ def test_frames_as_prompts_commands_write_their_videos(tiny_run, tmp_path, capsy
 
 @pytest.mark.parametrize("make,args,constraint", [
     (lambda d: open(d / "bad.png", "wb").write(b"not an image"), ["animate", "{d}/bad.png", "p"],
-     "cannot read {d}/bad.png as an image or video"),
+     "{d}/bad.png is not a readable image or video"),
     (lambda d: None, ["animate", "{d}/missing.png", "p"], "no such file: {d}/missing.png"),
     (lambda d: None, ["interpolate", "{d}/in.png", "p"], "2 to num_frames=17 keyframes; got 1"),
     (lambda d: None, ["edit", "{d}/in.png", "p", "--strength", "2"], "strength must be in (0, 1]"),

@@ -51,9 +51,9 @@ def test_good_files_become_clips_of_the_nearest_shape_and_bad_ones_are_counted(f
     # the image (6:5) -> 1x16x16.
     assert total == {"9x16x16": 2, "9x16x24": 2, "5x24x16": 2, "1x16x16": 1}
     assert skipped == ["skipped short.gif: is too short: 2 frames at 8 fps; its shapes need 9",
-                       "skipped truncated.mp4: cannot decode (InvalidDataError)",
-                       "skipped notes.mp4: cannot decode (InvalidDataError)",
-                       "skipped empty.mp4: cannot decode (InvalidDataError)"]
+                       "skipped truncated.mp4: is not a readable image or video (InvalidDataError)",
+                       "skipped notes.mp4: is not a readable image or video (InvalidDataError)",
+                       "skipped empty.mp4: is not a readable image or video (InvalidDataError)"]
     assert V.summary(counts, skipped, 8).startswith("4 of 8 files used, 4 skipped; clips per shape")
     b = V.builder(str(tmp_path), folder, ENTRIES[1], ENTRIES, fps=8)
     split = next(iter(b.info.splits))
@@ -66,13 +66,13 @@ def test_good_files_become_clips_of_the_nearest_shape_and_bad_ones_are_counted(f
 
 
 def test_resampling_to_the_target_rate(folder):
-    assert len(V.decode(os.path.join(folder, "fast.mp4"), 8)) == 18  # 36 frames at 16 fps
-    assert len(V.decode(os.path.join(folder, "fast.mp4"), 16)) == 36
-    assert len(V.decode(os.path.join(folder, "still.png"), 8)) == 1
+    assert len(video.decode(os.path.join(folder, "fast.mp4"), 8)) == 18  # 36 frames at 16 fps
+    assert len(video.decode(os.path.join(folder, "fast.mp4"), 16)) == 36
+    assert len(video.decode(os.path.join(folder, "still.png"), 8)) == 1
     # Fitting while decoding (a long video keeps only its fitted frames) equals fitting after.
     wide = os.path.join(folder, "wide.mp4")
-    np.testing.assert_array_equal(V.decode(wide, 8, (16, 24)), V.fit(V.decode(wide, 8), 16, 24))
-    assert V.probe(wide, 8) == (20, 36, 64)
+    np.testing.assert_array_equal(video.decode(wide, 8, (16, 24)), video.fit(video.decode(wide, 8), 16, 24))
+    assert video.probe(wide, 8) == (20, 36, 64)
 
 
 def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
@@ -93,12 +93,12 @@ def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
     exif[0x0112] = 6  # EXIF orientation 6: shown turned 90 degrees clockwise
     photo.save(tmp_path / "photo.jpg", exif=exif)
     red = lambda x: (x[..., 0] > 150) & (x[..., 1] < 100)  # noqa: E731
-    video_frames = V.decode(path, 8)
+    video_frames = video.decode(path, 8)
     assert video_frames.shape == (12, 48, 32, 3) and red(video_frames[0, -8:, :8]).all()  # bottom-left
-    image = V.decode(str(tmp_path / "photo.jpg"), 8)
+    image = video.decode(str(tmp_path / "photo.jpg"), 8)
     assert image.shape == (1, 48, 32, 3) and red(image[0, :8, -8:]).all()  # top-right
     np.testing.assert_array_equal(video.read(str(tmp_path / "photo.jpg")), image)  # the CLI's input files too
-    assert V.probe(path, 8) == (12, 48, 32)
+    assert video.probe(path, 8) == (12, 48, 32)
     assert V.nearest_entries(ENTRIES, 48, 32, image=False) == [Entry(5, 24, 16)]
 
 
@@ -113,7 +113,7 @@ def test_a_file_with_sound_alone_is_named_as_such(tmp_path):
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     with pytest.raises(ValueError, match="^has no video or image stream$"):
-        V.probe(path, 8)
+        video.probe(path, 8)
     with pytest.raises(ValueError, match="voice.m4a has no video or image stream; use a PNG"):
         video.read(path)
 

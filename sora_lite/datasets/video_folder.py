@@ -5,10 +5,9 @@ builder stored like Moving Shapes (array_record, read with grain, no TensorFlow)
       captions.csv      path,caption        (or captions.jsonl: {"path": ..., "caption": ...})
       walk.mp4, sunset.gif, cat.png, ...
 
-`scan` decodes every listed file once (PyAV), upright as a player shows it (display matrix,
-EXIF orientation): a video's frames are resampled to the target frame rate as they decode; an
-image (PNG, JPEG) is a 1-frame clip. Each file goes to the mixture entries
-(`shapes.py`) nearest its aspect ratio: videos to the video entries, images to the image
+`scan` probes every listed file once (`video.probe`: upright as a player shows it, a video's
+frames resampled to the target frame rate as they decode; an image, PNG or JPEG, is a
+1-frame clip). Each file goes to the mixture entries (`shapes.py`) nearest its aspect ratio: videos to the video entries, images to the image
 entries. A video gives as many non-overlapping clips of an entry's frame count as it holds;
 frames are resized to cover the entry's size and centre-cropped. A file that is missing,
 unreadable, not a video, or too short for every entry is skipped with one warning line
@@ -16,7 +15,6 @@ naming it, and counted in the summary; nothing else stops. One file in ten (by a
 path) is validation, the rest train: the split never depends on the folder's other files.
 """
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -26,7 +24,6 @@ import os
 import warnings
 import zlib
 
-import av
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -35,7 +32,6 @@ from sora_lite.shapes import Entry
 
 INDEX_FILES = ("captions.csv", "captions.jsonl")
 CAPTION_KEYS = ("caption", "text")  # Open-Sora's data tools name the caption column "text"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VALIDATION_SHARE = 10  # one file in this many is validation
 
 
@@ -98,79 +94,6 @@ def read_index(folder: str) -> list[tuple[str, str]]:
     return rows
 
 
-def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 [N, H, W, 3], as a player shows the file (its rotation applied): an image as one
-    frame, a video's frames resampled to `fps` (the frame shown at each time k / fps), each
-    fitted to `size` (height, width) if given. Only those frames are kept, so a long HD video
-    costs memory for the frames it gives, not for every frame it holds. Raises ValueError for
-    a file PyAV cannot decode."""
-    with _readable():
-        frames = [frame if size is None else fit(frame[None], *size)[0] for frame in _shown(path, fps)]
-    if not frames:
-        raise ValueError("holds no frames")
-    return np.stack(frames)
-
-
-def probe(path: str, fps: float) -> tuple[int, int, int]:
-    """(N, H, W) of what `decode` gives, keeping no frames; the same ValueErrors."""
-    n, shape = 0, None
-    with _readable():
-        for n, frame in enumerate(_shown(path, fps), 1):
-            shape = frame.shape[:2]
-    if not n:
-        raise ValueError("holds no frames")
-    return n, *shape
-
-
-@contextlib.contextmanager
-def _readable():
-    try:
-        yield
-    except IndexError:  # PyAV's answer to decode(video=0) of a file without one (audio alone)
-        raise ValueError("has no video or image stream") from None
-    except (av.FFmpegError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot decode ({type(e).__name__})") from None
-
-
-def _shown(path: str, fps: float):
-    """The file's frames (uint8 [H, W, 3], upright) at times k / fps from its first frame, while
-    decoding: a frame is shown from its time until the next frame's, and the last one for the
-    mean frame interval; frames never shown are never converted. An image, or a one-frame
-    video, gives its frame once."""
-    with av.open(path) as container:
-        held, array = None, None  # the newest frame, and its pixels once shown
-        count, k, t0, t = 0, 0, 0.0, 0.0  # frames seen, the next time's index, first and newest times
-        for frame in container.decode(video=0):
-            t = frame.time if frame.time is not None else count / fps
-            t0 = t if count == 0 else t0
-            while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
-                array = video_io.upright(held) if array is None else array
-                yield array
-                k += 1
-            held, array, count = frame, None, count + 1
-            if path.lower().endswith(IMAGE_EXTENSIONS):
-                break
-        if held is None:
-            return
-        duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
-        for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
-            array = video_io.upright(held) if array is None else array
-            yield array
-
-
-def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize uint8 [N, h, w, 3] frames to cover height x width, then centre-crop to it."""
-    _, h, w, _ = frames.shape
-    scale = max(height / h, width / w)
-    sh, sw = max(height, round(h * scale)), max(width, round(w * scale))
-    out = []
-    for frame in frames:
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        out.append(f.reformat(width=sw, height=sh, interpolation="AREA").to_ndarray(format="rgb24"))
-    top, left = (sh - height) // 2, (sw - width) // 2
-    return np.stack(out)[:, top : top + height, left : left + width]
-
-
 def nearest_entries(entries: list[Entry], height: int, width: int, image: bool) -> list[Entry]:
     """The entries (images' for an image, videos' for a video) nearest the aspect ratio w / h."""
     pool = [e for e in entries if (e.frames == 1) == image]
@@ -203,7 +126,7 @@ def _scan(folder, entries, fps):
             why = "is listed but not found"
         else:
             try:
-                count, height, width = probe(full, fps)
+                count, height, width = video_io.probe(full, fps)
             except ValueError as e:
                 why = str(e)
         if why is None:
@@ -274,7 +197,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         entry = Entry(c.frames, c.height, c.width, 1.0)
         for s in sources:
-            frames = decode(os.path.join(c.folder, s.path), c.fps, (c.height, c.width))
+            frames = video_io.decode(os.path.join(c.folder, s.path), c.fps, (c.height, c.width))
             for k in range(clips_of(s, entry)):
                 clip = frames[k * c.frames : (k + 1) * c.frames]
                 yield f"{s.path}#{k}", {"video": clip, "caption": s.caption, "source": s.path}
