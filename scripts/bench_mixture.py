@@ -27,7 +27,7 @@ from ml_collections import config_flags
 
 from sora_lite import benchmark, cli, data, sharding
 from sora_lite.dit import SIZES
-from sora_lite.pipeline import num_tokens
+from sora_lite.sizing import num_tokens
 
 config_flags.DEFINE_config_file("config", "configs/shapes.py", "Config file (its data.mixture and train.batch_size).")
 flags.DEFINE_integer("steps", 5, "Timed steps per entry (after one untimed).")

@@ -19,7 +19,7 @@ from sora_lite import autoencoder, sharding, train_dit
 from sora_lite.conditioning import Condition
 from sora_lite.dit import TEXT_DIM, DiT
 from sora_lite.flax_setup import nnx
-from sora_lite.pipeline import num_tokens
+from sora_lite.sizing import num_tokens
 
 # Dense bf16 peak FLOP/s per device, for MFU (vendor datasheets; SXM parts).
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v5p": 459e12, "TPU v5 lite": 197e12,

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from sora_lite import data, sampler, training
 from sora_lite.conditioning import Condition
 from sora_lite.flax_setup import nnx
-from sora_lite.pipeline import Pipeline, grid_shift, latent_grid, sampling_shift
+from sora_lite.pipeline import Pipeline
+from sora_lite.sizing import grid_shift, latent_grid, sampling_shift
 
 
 @nnx.jit(static_argnames=("steps",))

@@ -36,7 +36,8 @@ from sora_lite import video as video_io
 from sora_lite.conditioning import Condition
 from sora_lite.dit import build_dit
 from sora_lite.flax_setup import nnx
-from sora_lite.pipeline import Pipeline, num_tokens
+from sora_lite.pipeline import Pipeline
+from sora_lite.sizing import num_tokens
 from sora_lite.text import TextEncoder
 
 

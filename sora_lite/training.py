@@ -26,7 +26,7 @@ from tqdm import tqdm
 from sora_lite import captions, data, sharding, validate
 from sora_lite import video as video_io
 from sora_lite.flax_setup import nnx
-from sora_lite.pipeline import SAMPLE_BOUNDS, latent_grid
+from sora_lite.sizing import SAMPLE_BOUNDS, latent_grid
 
 
 def fingerprint(*parts) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from sora_lite import Pipeline, captions, diffusion, distill, train_dit
 from sora_lite.conditioning import Condition
-from sora_lite.pipeline import num_tokens
+from sora_lite.sizing import num_tokens
 from sora_lite.text import TextEncoder
 
 ONE = jax.devices()[:1]  # training here runs on one device: 8 fake ones compile and save slower

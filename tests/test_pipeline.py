@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from sora_lite import Pipeline, diffusion, pipeline, sharding
+from sora_lite import Pipeline, diffusion, pipeline, sharding, sizing
 from sora_lite.checkpoint import CheckpointError
 from sora_lite.dit import SIZES
-from sora_lite.pipeline import num_tokens
+from sora_lite.sizing import num_tokens
 
 PROMPTS = ["a red circle moving left", "a blue square moving up"]
 
@@ -106,9 +106,9 @@ def test_the_memory_estimate_counts_attention_scores_only_where_xla_computes_the
     """On a CPU (XLA's attention) float32 scores [2, heads, N, N] dominate; under cuDNN's flash
     attention (GPUs, bf16) there are none, so a long video is not refused for them."""
     n, heads = num_tokens(pipe.cfg, 17, 256, 256), SIZES[pipe.cfg.dit.size].heads
-    xla = pipeline.sampling_bytes(pipe.cfg, 2, 17, 256, 256)
+    xla = sizing.sampling_bytes(pipe.cfg, 2, 17, 256, 256)
     monkeypatch.setattr(sharding, "attention_kernel", lambda dtype, head_dim: "cudnn")
-    assert xla - pipeline.sampling_bytes(pipe.cfg, 2, 17, 256, 256) == 2 * (2 * heads * n * n * 4)
+    assert xla - sizing.sampling_bytes(pipe.cfg, 2, 17, 256, 256) == 2 * (2 * heads * n * n * 4)
 
 def test_frames_as_prompts_shapes_determinism_and_inputs(pipe):
     clip = pipe.generate(PROMPTS, num_frames=9, height=16, width=16, seed=0)  # [2, 9, 16, 16, 3]
