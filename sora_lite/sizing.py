@@ -13,8 +13,9 @@ from ml_collections import ConfigDict
 from sora_lite import autoencoder, diffusion, patchify, sharding, validate
 from sora_lite.dit import PRECISIONS, SIZES
 
-# How a model may sample, as (low, high) of each `sample` setting: checked here when a user
-# samples, and before a training run starts (training.SETTINGS), whose samples use them too.
+# How a model may sample, as (low, high) of each `sample` setting: checked when a user samples
+# (pipeline.py; `shift` by grid_shift below), and before a training run starts
+# (training.SETTINGS), whose samples use them too.
 SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None)}
 
 
