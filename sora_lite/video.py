@@ -81,8 +81,12 @@ def read(path: str) -> np.ndarray:
 
 def upright(frame: av.VideoFrame) -> np.ndarray:
     """uint8 [H, W, 3]: a decoded frame's pixels turned as its display matrix says (a phone
-    video's rotation, a photo's EXIF orientation; PyAV gives the counterclockwise angle)."""
-    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4))
+    video's rotation, a photo's EXIF orientation)."""
+    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=_quarter_turns(frame)))
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    return round(frame.rotation / 90) % 4  # PyAV gives the counterclockwise angle
 
 
 def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -91,22 +95,28 @@ def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.nda
     fitted to `size` (height, width) if given. Only those frames are kept, so a long HD video
     costs memory for the frames it gives, not for every frame it holds. A one-line ValueError
     (what is wrong, without the path) for a file PyAV cannot decode."""
+    frames, last, pixels = [], None, None
     with _readable():
-        frames = [frame if size is None else fit(frame[None], *size)[0] for frame in _shown(path, fps)]
+        for frame in _shown(path, fps):
+            if frame is not last:  # a frame shown at several times is converted (and fitted) once
+                pixels = upright(frame) if size is None else fit(upright(frame)[None], *size)[0]
+                last = frame
+            frames.append(pixels)
     if not frames:
         raise ValueError("holds no frames")
     return np.stack(frames)
 
 
 def probe(path: str, fps: float) -> tuple[int, int, int]:
-    """(N, H, W) of what `decode` gives, keeping no frames; the same ValueErrors."""
-    n, shape = 0, None
+    """(N, H, W) of what `decode` gives, converting no frames; the same ValueErrors."""
+    n, frame = 0, None
     with _readable():
         for n, frame in enumerate(_shown(path, fps), 1):
-            shape = frame.shape[:2]
+            pass
     if not n:
         raise ValueError("holds no frames")
-    return n, *shape
+    turned = _quarter_turns(frame) % 2
+    return n, (frame.width if turned else frame.height), (frame.height if turned else frame.width)
 
 
 @contextlib.contextmanager
@@ -120,29 +130,27 @@ def _readable():
 
 
 def _shown(path: str, fps: float):
-    """The file's frames (uint8 [H, W, 3], upright) at times k / fps from its first frame, while
-    decoding: a frame is shown from its time until the next frame's, and the last one for the
-    mean frame interval; frames never shown are never converted. An image, or a one-frame
+    """The decoded frame shown at each time k / fps from the file's first frame, while decoding:
+    a frame is shown from its time until the next frame's, and the last one for the mean frame
+    interval (a frame shown at several times is yielded each time). An image, or a one-frame
     video, gives its frame once."""
     with av.open(path) as container:
-        held, array = None, None  # the newest frame, and its pixels once shown
+        held = None  # the newest frame
         count, k, t0, t = 0, 0, 0.0, 0.0  # frames seen, the next time's index, first and newest times
         for frame in container.decode(video=0):
             t = frame.time if frame.time is not None else count / fps
             t0 = t if count == 0 else t0
             while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
-                array = upright(held) if array is None else array
-                yield array
+                yield held
                 k += 1
-            held, array, count = frame, None, count + 1
+            held, count = frame, count + 1
             if path.lower().endswith(IMAGE_EXTENSIONS):
                 break
         if held is None:
             return
         duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
         for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
-            array = upright(held) if array is None else array
-            yield array
+            yield held
 
 
 def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:
