@@ -31,12 +31,10 @@ def main(_):
     f = flags.FLAGS
     import jax
 
-    from sora_lite import benchmark, sharding
-    from sora_lite.dit import PRECISIONS, SIZES
+    from sora_lite import benchmark, sharding, sizing
 
     cfg = f.config
-    size = SIZES[cfg.dit.size]
-    kernel = sharding.attention_kernel(PRECISIONS[cfg.dit.precision], size.width // size.heads)
+    kernel = sizing.attention_kernel(cfg)
     mesh = sharding.make_mesh(cfg.mesh)
     step = benchmark.Step(cfg, mesh, f.frames, f.height, f.width, f.batch)
     result = benchmark.speed(step, f.steps)

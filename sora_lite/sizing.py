@@ -63,8 +63,13 @@ def _dit_bytes(cfg: ConfigDict) -> tuple[int, int]:
     the batch): float32 attention scores [2, heads, N, N] where XLA's attention computes them
     (cuDNN's flash attention keeps none), and the MLP's float32 [2, N, 4 width] activations."""
     size = SIZES[cfg.dit.size]
-    kernel = sharding.attention_kernel(PRECISIONS[cfg.dit.precision], size.width // size.heads)
-    return (2 * size.heads * 4 if kernel == "xla" else 0), 2 * 4 * size.width * 4
+    return (2 * size.heads * 4 if attention_kernel(cfg) == "xla" else 0), 2 * 4 * size.width * 4
+
+
+def attention_kernel(cfg: ConfigDict) -> str:
+    """The kernel `cfg`'s DiT runs self-attention with on this machine (sharding.attention_kernel)."""
+    size = SIZES[cfg.dit.size]
+    return sharding.attention_kernel(PRECISIONS[cfg.dit.precision], size.width // size.heads)
 
 
 def device_bytes(device: jax.Device) -> int:
