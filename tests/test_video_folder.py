@@ -125,8 +125,9 @@ def test_index_errors_are_one_line(tmp_path):
     (tmp_path / "captions.csv").write_text("a.mp4,one,two\n")
     with pytest.raises(ValueError, match="line 1: expected 2 columns path,caption .*; got 3"):
         V.read_index(str(tmp_path))
-    # A header names the columns (Open-Sora's `text`, extra columns ignored); a spreadsheet's BOM is no column.
-    (tmp_path / "captions.csv").write_text("\ufeffpath,num_frames,text\na.mp4,34,\"a cat, sitting\"\n\nb.png,1,a dog\n\n",
+    # A header names the columns (Open-Sora's `text`, extra columns ignored), also after blank lines;
+    # a spreadsheet's BOM is no column.
+    (tmp_path / "captions.csv").write_text("\ufeff\npath,num_frames,text\na.mp4,34,\"a cat, sitting\"\n\nb.png,1,a dog\n\n",
                                            encoding="utf-8")
     assert V.read_index(str(tmp_path)) == [("a.mp4", "a cat, sitting"), ("b.png", "a dog")]
     (tmp_path / "captions.csv").write_text("caption,path\nx,a.mp4\ny\n")

@@ -7,8 +7,8 @@ builder stored like Moving Shapes (array_record, read with grain, no TensorFlow)
 
 `scan` probes every listed file once (`video.probe`: upright as a player shows it, a video's
 frames resampled to the target frame rate as they decode; an image, PNG or JPEG, is a
-1-frame clip). Each file goes to the mixture entries (`shapes.py`) nearest its aspect ratio: videos to the video entries, images to the image
-entries. A video gives as many non-overlapping clips of an entry's frame count as it holds;
+1-frame clip). Each file goes to the mixture entries (`shapes.py`) nearest its aspect ratio:
+videos to the video entries, images to the image entries. A video gives as many non-overlapping clips of an entry's frame count as it holds;
 frames are resized to cover the entry's size and centre-cropped. A file that is missing,
 unreadable, not a video, or too short for every entry is skipped with one warning line
 naming it, and counted in the summary; nothing else stops. One file in ten (by a hash of its
@@ -70,7 +70,7 @@ def read_index(folder: str) -> list[tuple[str, str]]:
                 if not any(names):
                     continue  # a blank line
                 caption = next((k for k in CAPTION_KEYS if k in names), None)
-                if n == 1 and "path" in names and caption:
+                if not rows and columns is None and "path" in names and caption:  # the first row: a header
                     columns = (names.index("path"), names.index(caption))
                     continue
                 if columns is None and len(row) != 2:
