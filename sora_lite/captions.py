@@ -123,26 +123,29 @@ DATASETS = ("moving_shapes", "camera_moves")
 def dataset(data: ConfigDict) -> str:
     """What a run trains on: "folder" (with `data.folder`) or `data.name`, checked."""
     if data.get("folder"):
-        return "folder"
-    name = data.get("name", "moving_shapes")  # models saved before data.name trained on Moving Shapes
-    if name not in DATASETS:
-        raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
-                         "or --config.data.folder=DIR for your own videos")
+        name = "folder"
+    else:
+        name = data.get("name", "moving_shapes")  # models saved before data.name trained on Moving Shapes
+        if name not in DATASETS:
+            raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
+                             "or --config.data.folder=DIR for your own videos")
+    if data.get("partial_captions") and name != "camera_moves":
+        raise ValueError(f"data.partial_captions is for Camera Moves' captions, not for {name}: leave it False")
     return name
 
 
 def caption_rows(data: ConfigDict) -> list[list[str]]:
     """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
-    (`training_captions`); per seen Camera Moves combination its templates; for a folder, each
-    distinct caption alone."""
+    (`training_captions`); per seen Camera Moves combination its templates (`camera_moves.training_captions`); for a folder, each
+    distinct caption alone. (`data.partial_captions`: Camera Moves' rows add each attribute alone.)"""
     name = dataset(data)
     if name == "folder":
         from sora_lite.datasets import video_folder  # PyAV and tensorflow-datasets: only for a folder
 
         return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
     if name == "camera_moves":
-        return [[camera_moves.caption(s, m, t) for t in range(len(camera_moves.TEMPLATES))]
-                for s, m in camera_moves.SEEN]
+        partial = data.get("partial_captions", False)  # models saved before the key had none
+        return [camera_moves.training_captions(s, m, partial) for s, m in camera_moves.SEEN]
     table, k = caption_table(), PER_SUBJECT
     return [table[i : i + k] for i in range(0, len(table), k)]
 

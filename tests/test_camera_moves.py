@@ -102,9 +102,24 @@ def test_camera_clips_index_their_captions(tmp_path):
     assert data.sample_prompts(cfg) and all(M.parse_prompt(p) in C.SEEN for p in data.sample_prompts(cfg))
 
 
+def test_partial_captions_add_each_attribute_alone_to_every_row():
+    from configs import camera
+    from sora_lite import captions
+
+    cfg = camera.get_config().data
+    full = captions.caption_rows(cfg)
+    cfg.partial_captions = True
+    rows = captions.caption_rows(cfg)
+    assert len(rows) == len(full) == 56
+    for (subject, move), row, templates in zip(C.SEEN, rows, full):
+        assert len(row) == 8 and row[:6] == templates + templates  # a quarter of the draws are partial
+        assert row[6:] == [f"the camera {move}", f"the {subject}"]
+
+
 @pytest.mark.parametrize("update,message", [
     (dict(name="camera_move"), "data.name 'camera_move' is not a data set: use one of moving_shapes, camera_moves"),
     (dict(name="camera_moves", mixture="5x16x16,1x16x16"), "entry 1x16x16: Camera Moves clips need at least 2 frames"),
+    (dict(partial_captions=True), "data.partial_captions is for Camera Moves' captions, not for moving_shapes"),
 ])
 def test_bad_data_keys_are_one_line_errors(update, message):
     from configs import tiny

@@ -103,6 +103,19 @@ def caption(subject: str, move: str, template: int = 0) -> str:
     return TEMPLATES[template].format(subject=subject, move=move)
 
 
+# One attribute alone ("the camera pans left" over any photo, "the cat" under any move), so
+# each attribute's words learn their effect apart from the other's: held-out pairs are new
+# combinations of words that were each seen.
+PARTS = ("the camera {move}", "the {subject}")
+
+
+def training_captions(subject: str, move: str, partial: bool) -> list[str]:
+    """What a clip of (subject, move) trains on: its templates, and with `partial` the
+    templates twice and each attribute alone (a quarter of the draws name one attribute)."""
+    full = [caption(subject, move, t) for t in range(len(TEMPLATES))]
+    return full + full + [p.format(subject=subject, move=move) for p in PARTS] if partial else full
+
+
 def example(split: str, index: int, height: int, width: int, frames: int) -> dict:
     """Example `index` of `split`: a pure function of its arguments. train draws its combination
     at random; the evaluation splits cycle through theirs (validation: the 56 seen ones)."""
