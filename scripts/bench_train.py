@@ -6,8 +6,8 @@
 
 The step is train_dit.py's own on the mesh of `cfg.mesh` (default: data parallel over all
 devices), fed random latents of the video size; self-attention runs cuDNN's flash kernel in
-bf16 on NVIDIA GPUs, XLA's elsewhere (the JSON's "attention"). MFU = model FLOPs per step (6 N_matmul +
-12 L d S per token) / step time / (devices x the device's bf16 peak, sora_lite.benchmark);
+bf16 on NVIDIA GPUs, XLA's elsewhere (the JSON's "attention"). MFU = model FLOPs per step (3x the forward's
+matrix products, benchmark.model_flops_per_step) / step time / (devices x the device's bf16 peak);
 on devices without a known peak (CPUs) pass --peak_tflops, or MFU is left out.
 """
 

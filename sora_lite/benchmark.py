@@ -5,19 +5,21 @@ is train_dit.py's own (`jit_train_step` on state from `init_train_state`), fed s
 latents and text of the requested video size, so what is measured is what trains.
 """
 
+import functools
 import math
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import ClosedJaxpr, Jaxpr
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
 from sora_lite import autoencoder, sharding, train_dit
 from sora_lite.conditioning import Condition
-from sora_lite.dit import TEXT_DIM, DiT
+from sora_lite.dit import TEXT_DIM
 from sora_lite.flax_setup import nnx
 from sora_lite.sizing import num_tokens
 
@@ -31,14 +33,44 @@ def peak_flops(device) -> float | None:
     return next((v for k, v in PEAK_FLOPS.items() if k.lower() in device.device_kind.lower()), None)
 
 
-def model_flops_per_step(dit: DiT, tokens: int, batch: int) -> float:
-    """Training FLOPs of one step: (6 N_matmul + 12 L d S) per token (Kaplan et al., PaLM's MFU),
-    with N_matmul the weights of every dense layer and S the tokens per video."""
-    # (Not the given-frames input: the text-to-video step that the benchmarks time skips it.)
-    n_matmul = sum(math.prod(m.kernel.shape) for path, m in nnx.iter_graph(dit)
-                   if isinstance(m, nnx.Linear) and "frames_embed" not in path)
-    per_token = 6 * n_matmul + 12 * dit.size.depth * dit.size.width * tokens
-    return float(per_token * tokens * batch)
+def model_flops_per_step(cfg: ConfigDict, latent_shape: tuple) -> float:
+    """Training FLOPs of one step on latents [B, t, h, w, C]: 3x the forward pass's matrix
+    products (the backward pass does twice the forward's; what remat recomputes is not counted:
+    PaLM's model FLOPs), counted in the text-to-video forward's jaxpr. So each dense layer counts
+    at the rows it multiplies (video tokens; text tokens for the text projections; one row a
+    video for the timestep MLP and adaLN), and attention's two products at their sizes."""
+    cfg = ConfigDict(cfg.to_dict())
+    cfg.dit.precision = "float32"  # XLA's attention, written as dot_generals (cuDNN's is one opaque call)
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: train_dit.build_dit(cfg)))
+    b, L = latent_shape[0], cfg.text.max_len
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    cond = Condition(f32(b, L, TEXT_DIM), jax.ShapeDtypeStruct((b, L), jnp.bool_))
+    jaxpr = jax.make_jaxpr(lambda s, z, t, c: nnx.merge(graphdef, s)(z, t, c))(state, f32(*latent_shape), f32(b), cond)
+    return 3.0 * _dot_flops(jaxpr.jaxpr)
+
+
+def _dot_flops(jaxpr) -> float:
+    """2 x M x N x K summed over a jaxpr's dot_generals, into nested jaxprs (a scan's body counts
+    once per iteration)."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            k = math.prod(eqn.invars[0].aval.shape[d] for d in contracting)
+            total += 2.0 * math.prod(eqn.outvars[0].aval.shape) * k
+        times = eqn.params["length"] if eqn.primitive.name == "scan" else 1
+        total += times * sum(_dot_flops(sub) for sub in _jaxprs(eqn.params.values()))
+    return total
+
+
+def _jaxprs(values):
+    for v in values:
+        if isinstance(v, ClosedJaxpr):
+            yield v.jaxpr
+        elif isinstance(v, Jaxpr):
+            yield v
+        elif isinstance(v, (tuple, list)):  # cond's branches
+            yield from _jaxprs(v)
 
 
 class Step:
@@ -78,8 +110,9 @@ class Step:
         with jax.set_mesh(self.mesh):  # the model's activation constraints read it while tracing
             return self.jitted.lower(*self.abstract_args()).compile()
 
+    @functools.cached_property
     def flops(self) -> float:
-        return model_flops_per_step(nnx.merge(self.graphdef, self.abstract_state)[0], self.tokens, self.batch)
+        return model_flops_per_step(self.cfg, self.latent_shape)
 
 
 def _bytes_per_device(tree) -> int:
@@ -95,7 +128,7 @@ def memory(step: Step) -> dict:
     return {"params_bytes": _bytes_per_device(model) + _bytes_per_device(ema),
             "optimizer_bytes": _bytes_per_device(opt),
             "activation_bytes": int(analysis.temp_size_in_bytes),
-            "flops_per_step": step.flops()}
+            "flops_per_step": step.flops}
 
 
 def speed(step: Step, steps: int, warmup: int = 2) -> dict:
@@ -122,7 +155,7 @@ def speed(step: Step, steps: int, warmup: int = 2) -> dict:
     if not np.isfinite(float(loss)):
         raise FloatingPointError("the benchmarked step's loss is not finite")
     step_time = float(np.median(times[warmup:]))
-    flops = step.flops()
+    flops = step.flops
     peak = peak_flops(step.mesh.devices.flat[0])
     return {"step_time_s": step_time, "tokens_per_s": step.batch * step.tokens / step_time,
             "flops_per_step": flops, "achieved_tflops_per_device": flops / step_time / step.mesh.size / 1e12,

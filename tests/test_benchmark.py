@@ -24,18 +24,18 @@ def _step(mesh_sizes, frames=5, height=32, width=32, remat="none"):
     return benchmark.Step(cfg, mesh, frames, height, width, batch=sharding.batch_shards(mesh))
 
 
-def test_model_flops_follow_the_formula():
+def test_model_flops_count_each_layer_at_the_rows_it_multiplies():
     step = _step((1, 1, 1, 1))
-    s = dit.SIZES["tiny"]
-    assert step.tokens == 2 * 4 * 4  # 5 frames -> 2 latent frames; 32 / 4 / 2 = 4
-    d, m = s.width, int(s.width * s.mlp_ratio)
-    per_layer = d * d + d * 2 * d + d * d  # self-attention q, kv, out
-    per_layer += d * d + d * 2 * d + d * d + d * m + m * d + d * 6 * d  # cross-attention, MLP, adaLN
-    patch_dim = 4 * 1 * 2 * 2
-    outside = patch_dim * d + 256 * d + d * d + 2 * dit.TEXT_DIM * d + d * 2 * d + d * patch_dim
-    n_matmul = s.depth * per_layer + outside
-    expected = (6 * n_matmul + 12 * s.depth * d * step.tokens) * step.tokens * step.batch
-    assert step.flops() == pytest.approx(expected)
+    s, L = dit.SIZES["tiny"], step.cfg.text.max_len
+    n = step.tokens
+    assert n == 2 * 4 * 4  # 5 frames -> 2 latent frames; 32 / 4 / 2 = 4
+    d, m, patch_dim = s.width, int(s.width * s.mlp_ratio), 4 * 1 * 2 * 2
+    block = n * (d * d + d * 2 * d + d * d) + 2 * n * n * d  # self-attention: q, kv, out; QK^T and PV
+    block += n * (d * d + d * d) + L * d * 2 * d + 2 * n * L * d  # cross-attention: kv on the text tokens
+    block += n * (d * m + m * d) + d * 6 * d  # MLP; adaLN, one row a video
+    outside = n * patch_dim * d + 256 * d + d * d + dit.TEXT_DIM * d + L * dit.TEXT_DIM * d + d * 2 * d + n * d * patch_dim
+    expected = 3 * 2 * (s.depth * block + outside) * step.batch  # forward 2 FLOPs a multiply-add; backward 2x
+    assert step.flops == pytest.approx(expected)
 
 
 def test_fsdp_shards_parameters_and_optimizer_state():
