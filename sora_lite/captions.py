@@ -136,8 +136,9 @@ def dataset(data: ConfigDict) -> str:
 
 def caption_rows(data: ConfigDict) -> list[list[str]]:
     """The captions a clip's `subject` indexes: per Moving Shapes subject its training captions
-    (`training_captions`); per seen Camera Moves combination its templates (`camera_moves.training_captions`); for a folder, each
-    distinct caption alone. (`data.partial_captions`: Camera Moves' rows add each attribute alone.)"""
+    (`training_captions`); per seen Camera Moves combination its templates, and with
+    `data.partial_captions` each attribute alone (`camera_moves.training_captions`); for a
+    folder, each distinct caption alone."""
     name = dataset(data)
     if name == "folder":
         from sora_lite.datasets import video_folder  # PyAV and tensorflow-datasets: only for a folder

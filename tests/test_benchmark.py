@@ -33,7 +33,9 @@ def test_model_flops_count_each_layer_at_the_rows_it_multiplies():
     block = n * (d * d + d * 2 * d + d * d) + 2 * n * n * d  # self-attention: q, kv, out; QK^T and PV
     block += n * (d * d + d * d) + L * d * 2 * d + 2 * n * L * d  # cross-attention: kv on the text tokens
     block += n * (d * m + m * d) + d * 6 * d  # MLP; adaLN, one row a video
-    outside = n * patch_dim * d + 256 * d + d * d + dit.TEXT_DIM * d + L * dit.TEXT_DIM * d + d * 2 * d + n * d * patch_dim
+    outside = n * patch_dim * d + n * d * patch_dim  # patch embedding and output
+    outside += 256 * d + d * d + dit.TEXT_DIM * d + d * 2 * d  # timestep MLP, pooled text, final adaLN: a row a video
+    outside += L * dit.TEXT_DIM * d  # the text projection, on the text tokens
     expected = 3 * 2 * (s.depth * block + outside) * step.batch  # forward 2 FLOPs a multiply-add; backward 2x
     assert step.flops == pytest.approx(expected)
 

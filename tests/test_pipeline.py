@@ -110,6 +110,7 @@ def test_the_memory_estimate_counts_attention_scores_only_where_xla_computes_the
     monkeypatch.setattr(sharding, "attention_kernel", lambda dtype, head_dim: "cudnn")
     assert xla - sizing.sampling_bytes(pipe.cfg, 2, 17, 256, 256) == 2 * (2 * heads * n * n * 4)
 
+
 def test_frames_as_prompts_shapes_determinism_and_inputs(pipe):
     clip = pipe.generate(PROMPTS, num_frames=9, height=16, width=16, seed=0)  # [2, 9, 16, 16, 3]
     runs = {

@@ -102,7 +102,6 @@ def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
     assert V.nearest_entries(ENTRIES, 48, 32, image=False) == [Entry(5, 24, 16)]
 
 
-
 def test_a_file_with_sound_alone_is_named_as_such(tmp_path):
     path = str(tmp_path / "voice.m4a")
     with av.open(path, "w") as container:
@@ -116,6 +115,7 @@ def test_a_file_with_sound_alone_is_named_as_such(tmp_path):
         video.probe(path, 8)
     with pytest.raises(ValueError, match="voice.m4a has no video or image stream; use a PNG"):
         video.read(path)
+
 
 def test_index_errors_are_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder"):
