@@ -21,10 +21,11 @@ def get_config() -> ConfigDict:
     # clips in all, split by weight.
     # With `folder`, your own captioned videos and images instead (datasets/video_folder.py; see
     # them cut with scripts/prepare_videos.py): resampled to `fps`, each file cut to the entries
-    # nearest its aspect ratio; `train_size` is then unused. `partial_captions`: Camera Moves
-    # also trains on each attribute alone (datasets/camera_moves.py).
+    # nearest its aspect ratio; `train_size` is then unused. `partial_captions` = n: Camera Moves
+    # also trains on each attribute alone, n times beside its templates twice (n / (3 + n) of
+    # the draws; datasets/camera_moves.py).
     c.data = ConfigDict(dict(name="moving_shapes", dir="data", mixture="17x32x32", train_size=50_000, folder="",
-                             fps=8.0, partial_captions=False))
+                             fps=8.0, partial_captions=0))
     c.text = ConfigDict(dict(max_len=16))
 
     # The autoencoder's architecture.

@@ -130,7 +130,7 @@ def dataset(data: ConfigDict) -> str:
             raise ValueError(f"data.name {name!r} is not a data set: use one of {', '.join(DATASETS)}, "
                              "or --config.data.folder=DIR for your own videos")
     if data.get("partial_captions") and name != "camera_moves":
-        raise ValueError(f"data.partial_captions is for Camera Moves' captions, not for {name}: leave it False")
+        raise ValueError(f"data.partial_captions is for Camera Moves' captions, not for {name}: leave it 0")
     return name
 
 
@@ -145,7 +145,7 @@ def caption_rows(data: ConfigDict) -> list[list[str]]:
 
         return [[c] for c in video_folder.captions(data.folder, mixture(data), data.fps)]
     if name == "camera_moves":
-        partial = data.get("partial_captions", False)  # models saved before the key had none
+        partial = data.get("partial_captions", 0)  # models saved before the key had none
         return [camera_moves.training_captions(s, m, partial) for s, m in camera_moves.SEEN]
     table, k = caption_table(), PER_SUBJECT
     return [table[i : i + k] for i in range(0, len(table), k)]

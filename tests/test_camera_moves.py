@@ -106,20 +106,23 @@ def test_partial_captions_add_each_attribute_alone_to_every_row():
     from configs import camera
     from sora_lite import captions
 
-    cfg = camera.get_config().data
-    full = captions.caption_rows(cfg)
-    cfg.partial_captions = True
-    rows = captions.caption_rows(cfg)
-    assert len(rows) == len(full) == 56
-    for (subject, move), row, templates in zip(C.SEEN, rows, full):
-        assert len(row) == 8 and row[:6] == templates + templates  # a quarter of the draws are partial
-        assert row[6:] == [f"the camera {move}", f"the {subject}"]
+    def rows(partial):
+        cfg = camera.get_config().data
+        cfg.partial_captions = partial
+        return captions.caption_rows(cfg)
+
+    full, rows, rows3 = rows(0), rows(True), rows(3)  # True: v10's command, once each
+    assert len(rows) == len(rows3) == len(full) == 56
+    for (subject, move), row, row3, templates in zip(C.SEEN, rows, rows3, full):
+        parts = [f"the camera {move}", f"the {subject}"]
+        assert row == templates + templates + parts  # a quarter of the draws are partial
+        assert row3 == templates + templates + parts * 3  # half
 
 
 @pytest.mark.parametrize("update,message", [
     (dict(name="camera_move"), "data.name 'camera_move' is not a data set: use one of moving_shapes, camera_moves"),
     (dict(name="camera_moves", mixture="5x16x16,1x16x16"), "entry 1x16x16: Camera Moves clips need at least 2 frames"),
-    (dict(partial_captions=True), "data.partial_captions is for Camera Moves' captions, not for moving_shapes"),
+    (dict(partial_captions=1), "data.partial_captions is for Camera Moves' captions, not for moving_shapes"),
 ])
 def test_bad_data_keys_are_one_line_errors(update, message):
     from configs import tiny

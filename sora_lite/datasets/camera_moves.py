@@ -109,11 +109,12 @@ def caption(subject: str, move: str, template: int = 0) -> str:
 PARTS = ("the camera {move}", "the {subject}")
 
 
-def training_captions(subject: str, move: str, partial: bool) -> list[str]:
-    """What a clip of (subject, move) trains on: its templates, and with `partial` the
-    templates twice and each attribute alone (a quarter of the draws name one attribute)."""
+def training_captions(subject: str, move: str, partial: int) -> list[str]:
+    """What a clip of (subject, move) trains on: its templates, and with `partial` = n the
+    templates twice and each attribute alone n times (n / (3 + n) of the draws name one
+    attribute: a quarter for n = 1, half for n = 3)."""
     full = [caption(subject, move, t) for t in range(len(TEMPLATES))]
-    return full + full + [p.format(subject=subject, move=move) for p in PARTS] if partial else full
+    return full + full + [p.format(subject=subject, move=move) for p in PARTS] * partial if partial else full
 
 
 def example(split: str, index: int, height: int, width: int, frames: int) -> dict:
