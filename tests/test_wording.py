@@ -16,6 +16,9 @@ def test_new_words_read_as_the_nearest_training_words_inflected_alike():
     assert vocabulary.rewrite("a violet globe ascending") == "a purple ball going up"  # phrases
     assert vocabulary.rewrite("Clip: a crimson orb!") == "Clip: a red ball!"  # the rest as written
     assert vocabulary.rewrite("An amber cube, an emerald wedge") == "A yellow block, a green triangle"
+    wider = wording.Vocabulary(CAPTIONS + ["a blue circle moving leftward", "a red square"])
+    assert wider.rewrite("an oval moving leftwards") == "a circle moving leftward"  # kinds, "-wards"
+    assert wider.rewrite("a crimson rectangle") == "a red square"
 
 
 def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
@@ -24,6 +27,10 @@ def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
         assert vocabulary.rewrite(prompt) == prompt
     # "ring" is also a verb ("ring, go") but not an -ing form: it never becomes "going".
     assert vocabulary.rewrite("a blue ring") == "a blue ring"
+    # Kinds only of a noun's first sense: "shot" as a pellet has the kind "ball", as the verb
+    # "color" the kind "purple". Suffixes alone ("ing", "est") are words of no base form.
+    assert vocabulary.rewrite("a shot of a red ball in one color") == "a shot of a red ball in one color"
+    assert vocabulary.rewrite("ing est") == "ing est"
     # Rare senses do not count: "corner" as "box" (a predicament) would make the ball a square.
     assert wording.Vocabulary(CAPTIONS + ["a red box"]).rewrite("a red ball in the corner") == "a red ball in the corner"
 
