@@ -21,6 +21,17 @@ def test_new_words_read_as_the_nearest_training_words_inflected_alike():
     assert wider.rewrite("a crimson rectangle") == "a red square"
 
 
+def test_modifiers_that_read_as_nothing_known_are_left_out_and_from_to_reads_as_its_end():
+    vocabulary = wording.Vocabulary(CAPTIONS + ["a green ball moving to the right"])
+    assert vocabulary.rewrite("a bright red ball moving left") == "a red ball moving left"
+    assert vocabulary.rewrite("an ugly blue disc, slowly falling") == "a blue disc, falling"  # article agrees
+    assert vocabulary.rewrite("A red ball moving from the left to the right") == "A red ball moving to the right"
+    assert vocabulary.rewrite("a red ball moving from bottom to top") == "a red ball moving up"  # a phrase the captions use
+    assert vocabulary.rewrite("a red ball moving from left to left") == "a red ball moving from left to left"
+    # Nouns and verbs WordNet relates to nothing known stay: the encoder may still know them.
+    assert vocabulary.rewrite("a red sphere moving left") == "a red sphere moving left"
+
+
 def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
     vocabulary = wording.Vocabulary(CAPTIONS)
     for prompt in ("a red ball moving left", "a blue zorblax", "a red ball departs"):
