@@ -26,6 +26,7 @@ def get_config() -> ConfigDict:
     # the draws; datasets/camera_moves.py).
     c.data = ConfigDict(dict(name="moving_shapes", dir="data", mixture="17x32x32", train_size=50_000, folder="",
                              fps=8.0, partial_captions=0))
+    # Text tokens a caption is padded to; a longer prompt, to the next multiple (text.py).
     c.text = ConfigDict(dict(max_len=16))
 
     # The autoencoder's architecture.

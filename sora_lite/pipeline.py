@@ -241,7 +241,8 @@ class Pipeline:
         if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
             pad = -count % sharding.batch_shards(self.mesh)
             x, cond = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]), (x, cond))
-        null_text, null_mask = self._null[0][0], self._null[1][0]
+        extra = text.shape[1] - self._null[1].shape[1]  # a long prompt's text: the empty caption padded alike
+        null_text, null_mask = np.pad(self._null[0][0], ((0, extra), (0, 0))), np.pad(self._null[1][0], (0, extra))
         if self.mesh is None:
             video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start)
         else:  # the prompts split over the batch axes; the empty caption whole on every device

@@ -56,6 +56,10 @@ def generate(model: str | None, prompt: str, num_frames: int | None = None, heig
                                                                  guidance)
     read = prompts[0] if vocabulary is None else vocabulary.rewrite(prompts[0])
     text, mask = text_encoder([read])  # [1, L, D], [1, L]
+    if text.shape[1] > text_encoder.max_len:  # longer than the program's text: the Pipeline samples it
+        from sora_lite.pipeline import Pipeline
+
+        return Pipeline.from_pretrained(model).generate(prompts, num_frames, height, width, seed, steps, guidance), read
     null_text, null_mask = text_encoder([""])
     video = program.call(weights, np.uint32(seed), text, mask, null_text[0], null_mask[0])
     return from_sampler(video), read

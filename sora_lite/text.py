@@ -140,7 +140,10 @@ _all_layers = jax.jit(hidden_states)
 
 
 class TextEncoder:
-    """Tokenise prompts and run the frozen MiniLM; outputs are numpy, padded to max_len."""
+    """Tokenise prompts and run the frozen MiniLM; outputs are numpy, padded to `max_len` tokens,
+    or for a longer prompt to the next multiple of `max_len` that holds it (the video model reads
+    text through masked cross-attention and a masked mean, so any length works; a truncated
+    prompt would lose what it says last). Past MiniLM's 512 positions a prompt is truncated."""
 
     dim: int = _DIM
 
@@ -149,22 +152,32 @@ class TextEncoder:
             raise ValueError(f"max_len must be in [2, {_MAX_POS}], got {max_len}")
         self.max_len = max_len
         self.tokenizer = Tokenizer.from_file(_model_file("tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=max_len)
-        self.tokenizer.enable_padding(length=max_len, pad_id=0, pad_token="[PAD]")
+        self.tokenizer.enable_truncation(max_length=_MAX_POS)
+        self.tokenizer.no_padding()
         self._weights = load_minilm()
 
-    def __call__(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids, mask = self._tokens(prompts)
+    def __call__(self, prompts: list[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """States [B, L, D] and mask [B, L], L = `length` (at least `self.length(prompts)`)."""
+        ids, mask = self._tokens(prompts, length)
         return np.asarray(minilm(self._weights, ids, mask), np.float32), mask  # [B, L, D], [B, L]
 
-    def _tokens(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def length(self, prompts: list[str]) -> int:
+        """Tokens `prompts` are padded to: `max_len`, or the next multiple of it that holds the longest."""
+        return self._padded(max((len(e.ids) for e in self.tokenizer.encode_batch(list(prompts))), default=0))
+
+    def _padded(self, longest: int) -> int:
+        return max(self.max_len, min(-(-longest // self.max_len) * self.max_len, _MAX_POS))
+
+    def _tokens(self, prompts: list[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch(list(prompts))
         for prompt, e in zip(prompts, encodings):
             if e.overflowing:
-                warnings.warn(f"prompt {prompt!r} is longer than max_len={self.max_len} tokens; truncated", stacklevel=3)
-        ids = np.array([e.ids for e in encodings], np.int32)  # [B, L]
-        mask = np.array([e.attention_mask for e in encodings], bool)  # [B, L]
-        return ids, mask
+                warnings.warn(f"prompt {prompt!r} is longer than MiniLM's {_MAX_POS} tokens; truncated", stacklevel=3)
+        length = max(length or 0, self._padded(max((len(e.ids) for e in encodings), default=0)))
+        ids = np.zeros((len(encodings), length), np.int32)  # [B, L], 0: [PAD]
+        for row, e in zip(ids, encodings):
+            row[: len(e.ids)] = e.ids
+        return ids, ids != 0  # mask [B, L]
 
     def pooled(self, prompts: list[str]) -> np.ndarray:
         """Sentence embedding [B, 384]: the last layer's states averaged over non-pad tokens, then

@@ -67,8 +67,9 @@ def caption_table(text_encoder: TextEncoder, rows: list[list[str]], data_dir: st
     key = training.fingerprint(table, text_encoder.max_len)
 
     def compute():
-        text, mask = zip(*(text_encoder(table[i : i + 256]) for i in range(0, len(table), 256)))
-        null_text, null_mask = text_encoder([""])
+        length = text_encoder.length(table)  # one length for every batch, and for the empty caption
+        text, mask = zip(*(text_encoder(table[i : i + 256], length) for i in range(0, len(table), 256)))
+        null_text, null_mask = text_encoder([""], length)
         return {"text": np.concatenate(text), "mask": np.concatenate(mask),
                 "null_text": null_text[0], "null_mask": null_mask[0]}
 

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -170,10 +171,14 @@ def test_frames_as_prompts_bad_input_raises_one_line_error(pipe, call, constrain
     assert "\n" not in str(e.value)
 
 
-def test_long_prompt_warns_about_truncation(pipe):
-    with pytest.warns(UserWarning, match="truncated"):
-        video = pipe.generate([" ".join(["red"] * 100)], num_frames=5, height=16, width=16, seed=0)
-    assert video.shape == (1, 5, 16, 16, 3)
+def test_a_long_prompt_is_read_whole(pipe):
+    """Past `text.max_len` tokens a prompt is padded longer, not cut: truncated, these two would
+    read the same 16 tokens and make the same video."""
+    a, b = ("a red circle " + "and more " * 20 + ending for ending in ("moving left", "moving up"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        videos = pipe.generate([a, b, "a red circle moving left"], num_frames=5, height=16, width=16, seed=0)
+    assert videos.shape == (3, 5, 16, 16, 3) and not np.array_equal(videos[0], videos[1])
 
 
 def test_missing_checkpoint(tmp_path):

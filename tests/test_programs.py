@@ -26,6 +26,9 @@ def test_a_saved_program_makes_the_pipelines_video_and_a_later_process_builds_no
     np.testing.assert_array_equal(video, pipe.generate(["a crimson circle moving left"], seed=3, **REQUEST))
     assert [read] == pipe.read(["a crimson circle moving left"]) == ["a red circle moving left"]
     assert video.shape == (1, 5, 16, 16, 3) and video.dtype == np.uint8
+    long = "a crimson circle " + "on a plain black background " * 3 + "moving left"  # past text.max_len
+    np.testing.assert_array_equal(programs.generate(tiny_run["dit_dir"], long, seed=3, **REQUEST)[0],
+                                  pipe.generate([long], seed=3, **REQUEST))
 
     code = (f"import sys, numpy as np; from sora_lite import programs; "
             f"v, _ = programs.generate({tiny_run['dit_dir']!r}, 'a crimson circle moving left', seed=3, **{REQUEST!r}); "

@@ -43,12 +43,17 @@ def test_states_shape_and_mask(enc):
     assert np.isfinite(states).all()
 
 
-def test_long_prompt_is_truncated_with_warning(enc):
-    long_prompt = "a red circle moving left " * 20  # ~100 tokens
-    with pytest.warns(UserWarning, match="max_len=32"):
-        states, mask = enc([long_prompt, "hello world"])
-    assert states.shape == (2, 32, 384)
-    assert mask[0].all()
+def test_a_long_prompt_is_padded_to_a_multiple_of_max_len_not_truncated(enc):
+    long_prompt = "a red circle moving left " * 20  # 100 words, 102 tokens
+    states, mask = enc([long_prompt, "hello world"])
+    assert states.shape == (2, 128, 384)  # 32 x 4
+    np.testing.assert_array_equal(mask.sum(1), [102, 4])
+    short, _ = enc(["hello world"])  # the extra padding changes no real token's state
+    np.testing.assert_allclose(states[1, :4], short[0, :4], atol=1e-5)
+    assert enc.length([long_prompt]) == 128 and enc.length(["hello world"]) == 32
+    with pytest.warns(UserWarning, match="longer than MiniLM's 512 tokens; truncated"):
+        states, mask = enc(["red " * 600])
+    assert mask.shape == (1, 512) and mask.all()
 
 
 def test_deterministic_and_batch_independent(enc):
