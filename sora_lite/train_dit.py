@@ -64,10 +64,10 @@ def caption_table(text_encoder: TextEncoder, rows: list[list[str]], data_dir: st
     caption's ("null_text" [L, E], "null_mask" [L]) that guidance trains with; cached with the
     data under a key of the captions, for every run on them."""
     table = [c for row in rows for c in row]
-    key = training.fingerprint(table, text_encoder.max_len)
+    length = text_encoder.length(table)  # one length for every batch, and for the empty caption
+    key = training.fingerprint(table, length)
 
     def compute():
-        length = text_encoder.length(table)  # one length for every batch, and for the empty caption
         text, mask = zip(*(text_encoder(table[i : i + 256], length) for i in range(0, len(table), 256)))
         null_text, null_mask = text_encoder([""], length)
         return {"text": np.concatenate(text), "mask": np.concatenate(mask),

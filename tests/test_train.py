@@ -353,3 +353,15 @@ def test_latent_cache_is_keyed_by_the_autoencoder_and_the_data(tiny_run, tmp_pat
     ae.latent_shift[...] += 1.0  # other autoencoder weights, same config and path: encoded anew
     again = train_dit.encode_latents(ae, cfg, entry, str(tmp_path))
     assert len(os.listdir(tmp_path / "latents")) == 3 and not np.allclose(again["latent"][:8], first["latent"][:8])
+
+
+def test_the_caption_table_reads_long_captions_whole(tmp_path):
+    from sora_lite.text import TextEncoder
+
+    rows = [["a red ball moving left", "a red ball " + "and more " * 12 + "moving left"]]  # 2nd: 31 tokens
+    table = train_dit.caption_table(TextEncoder(16), rows, str(tmp_path))
+    assert table["text"].shape == (1, 2, 32, 384) and table["null_text"].shape == (32, 384)
+    np.testing.assert_array_equal(table["mask"].sum(-1), [[7, 31]])
+    assert table["null_mask"].sum() == 2
+    short = train_dit.caption_table(TextEncoder(16), [rows[0][:1]], str(tmp_path))
+    assert short["text"].shape == (1, 1, 16, 384)  # its own cache entry, at the model's max_len
