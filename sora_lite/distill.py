@@ -1,7 +1,8 @@
 """Few-step sampling: reflow (Liu et al. 2023, as InstaFlow distils Stable Diffusion), guidance included.
 
 The teacher, a trained DiT (`train.init_from`), samples latents from fixed noise with its own
-steps and guidance. The student starts from the teacher's weights and trains with the usual
+steps and guidance. The student starts from the teacher's weights (or from `train.student_from`:
+a student of an earlier teacher is a few-step sampler already) and trains with the usual
 flow-matching loss on these pairs, with the pair's noise in place of fresh noise and the text
 alone (no caption dropout): it learns the straight line from each noise to the teacher's
 sample, so a few Euler steps along it land where 25 guided steps did, with one forward pass a
@@ -39,8 +40,11 @@ def student_times(cfg: ConfigDict, shift: float):
 
 def check(cfg: ConfigDict, frames_given: bool):
     """A one-line ValueError for a distillation run without a teacher, or with given frames
-    (`frames_given`: train.conditions weighs a kind other than none)."""
+    (`frames_given`: train.conditions weighs a kind other than none), or for a student's start
+    (`train.student_from`) without a distillation."""
     if not cfg.train.distill_pairs:
+        if cfg.train.student_from:
+            raise ValueError("train.student_from is the start of a distillation's student: set train.distill_pairs too")
         return
     if not cfg.train.init_from:
         raise ValueError("train.distill_pairs needs a teacher: set --config.train.init_from to a trained DiT model")

@@ -241,9 +241,10 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         rng, progress = saved_train["rng"], saved_train["progress"]
         training.say(f"resumed {workdir} at step {start} of {tc.steps}")
     elif tc.init_from:
-        _, _, arrays = checkpoint.load_arrays(checkpoint.directory(tc.init_from), ("dit",))
-        new = [checkpoint.fill(m, arrays["dit"], tc.init_from) for m in (model, ema)][0]
-        training.say(f"initialised from {tc.init_from}" + (f"; new (zero-initialised): {', '.join(new)}" if new else ""))
+        first = tc.student_from or tc.init_from  # a distillation's student may start from an earlier student
+        _, _, arrays = checkpoint.load_arrays(checkpoint.directory(first), ("dit",))
+        new = [checkpoint.fill(m, arrays["dit"], first) for m in (model, ema)][0]
+        training.say(f"initialised from {first}" + (f"; new (zero-initialised): {', '.join(new)}" if new else ""))
 
     graphdef, state = nnx.split((model, opt, ema))
     ae_graphdef, ae_state = nnx.split(ae)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from sora_lite import Pipeline, captions, diffusion, distill, train_dit
+from sora_lite import Pipeline, captions, checkpoint, diffusion, distill, train_dit
 from sora_lite.conditioning import Condition
 from sora_lite.sizing import num_tokens
 from sora_lite.text import TextEncoder
@@ -45,9 +45,31 @@ def test_a_distillation_run_trains_on_the_teachers_samples_of_their_noise(tiny_r
     assert student.generate(["a red circle moving left"]).shape == (1, 5, 16, 16, 3)
 
 
+def test_a_students_start_can_be_another_model_than_its_teacher(tiny_run, tmp_path):
+    """`train.student_from`: the student starts from that model's weights, the teacher stays init_from."""
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.update(seed=1)
+    cfg.train.update(steps=1, eval_at_end=False)
+    other = str(tmp_path / "other")
+    train_dit.train(cfg, other, devices=ONE)  # another model: another seed's initial weights
+    cfg.train.update(autoencoder="", init_from=tiny_run["dit_dir"], student_from=other, distill_pairs=24, lr=1e-12)
+    cfg.diffusion.caption_dropout = 0.0
+    cfg.sample.update(steps=2, guidance=1.0)
+    student = str(tmp_path / "student")
+    train_dit.train(cfg, student, devices=ONE)
+
+    def weights(workdir):
+        return jax.tree.leaves(checkpoint.load_arrays(checkpoint.directory(workdir), ("dit",))[2]["dit"])
+
+    for got, start in zip(weights(student), weights(other)):
+        np.testing.assert_allclose(got, start, atol=1e-6)  # one step at a learning rate of 1e-12
+    assert any(not np.allclose(a, b) for a, b in zip(weights(other), weights(tiny_run["dit_dir"])))
+
+
 @pytest.mark.parametrize("update,message", [
     (dict(init_from=""), "train.distill_pairs needs a teacher: set --config.train.init_from"),
     (dict(conditions=dict(first_frame=1.0)), "distillation learns text-to-video"),
+    (dict(distill_pairs=0, student_from="runs/distilled"), "train.student_from is the start of a distillation"),
 ])
 def test_a_distillation_run_without_a_teacher_or_with_frames_is_one_line(tiny_run, update, message):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
