@@ -76,8 +76,7 @@ def get_config() -> ConfigDict:
         sample_every=2000,  # sample videos of every mixture shape; 0: never
         eval_at_end=True,  # prompt accuracy at every mixture shape, and on the held-out vocabulary
         distill_pairs=0,  # > 0: learn from that many samples of the `init_from` model instead (distill.py)
-        student_from=""))  # distilling: the student's starting weights (a DiT model, e.g. an earlier
-    #                     student of the same architecture); "": the teacher's
+        student_from=""))  # distilling: the student's first weights (e.g. an earlier student); "": the teacher's
     # Frames each training example is given (conditioning.py), as weights of the kinds: none
     # alone is plain text-to-video; first_frame animates images, head/tail extend, first_last
     # connects, keyframes interpolate.
