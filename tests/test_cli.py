@@ -97,6 +97,19 @@ def test_words_lists_the_training_vocabulary(capsys):
     assert err.startswith("sora-lite: error: ") and "or a shipped model's name" in err and len(err.splitlines()) == 1
 
 
+def test_eval_table_gives_each_row_its_95_percent_interval():
+    lo, hi = cli.interval(100.0, 36)  # 36 of 36 right: the same model could read 33 of 36 on other seeds
+    assert 90.3 < lo < 90.4 and hi == pytest.approx(100.0)
+    lo, hi = cli.interval(50.0, 128)
+    assert 50 - lo == pytest.approx(hi - 50) and 8.4 < hi - 50 < 8.6
+    assert cli.interval(50.0, 16)[1] - 50 > 20  # wider for fewer videos
+    table = cli.eval_table({"17x32x32": {"seen": {"accuracy": 50.0, "color": 100.0, "direction": None, "n": 128}},
+                            "1x32x32": {"seen": {"accuracy": 100.0, "color": 100.0, "direction": None, "n": 36}}})
+    header, video, image = table.splitlines()
+    assert header.split()[-2:] == ["95%", "interval"]
+    assert video.split()[-1] == "41.5-58.5" and image.split()[-1] == "90.4-100.0" and image.split()[-2] == "-"
+
+
 def test_frames_as_prompts_commands_write_their_videos(tiny_run, tmp_path, capsys):
     """Each conditioning command reads its inputs (PNG, GIF, MP4) and writes the result."""
     common = ["--steps", "2", "--checkpoint", tiny_run["dit_dir"]]
