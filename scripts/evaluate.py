@@ -16,8 +16,8 @@ scored with `sora_lite.metrics`. Camera Moves: the 56
 seen and 8 held-out combinations, scored with `sora_lite.camera_metrics` (`--sets` does not
 apply). Prints a table (accuracy per attribute, and the accuracy's 95% Wilson interval: at
 128 videos a row a model's figure moves by several points from one pair of seeds to the next)
-and writes the numbers as JSON: to --out, by
-default `evaluate.json` in the checkpoint's workdir (a shipped model's figures are printed only).
+and writes the numbers as JSON: to --out, by default `evaluate.json` in the checkpoint's
+workdir (a shipped model's figures are printed only).
 """
 
 import argparse
