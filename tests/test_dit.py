@@ -195,3 +195,20 @@ def test_unknown_precision_and_remat():
         D.DiT("tiny", C, precision="fp8", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"unknown DiT remat 'some'"):
         D.DiT("tiny", C, remat="some", rngs=nnx.Rngs(0))
+
+
+def test_dense_matches_nnx_linear_in_value_and_gradients():
+    """Dense computes the bias gradient as a product with ones (a speed choice): it must equal
+    nnx.Linear's, the plain sum over every row of a [B, N, D] input."""
+    dense = D.dense(8, 16, ("embed", "mlp"), nnx.Rngs(0), jnp.float32)
+    nnx.update(dense, {"bias": jax.random.normal(jax.random.key(1), (16,))})
+    linear = nnx.Linear(8, 16, rngs=nnx.Rngs(2))
+    nnx.update(linear, nnx.state(dense))
+    x = jax.random.normal(jax.random.key(3), (3, 5, 8))  # [B, N, D]
+    loss = lambda m, x: jnp.sum(jnp.sin(m(x)))  # noqa: E731
+    (l1, g1), (l2, g2) = (jax.value_and_grad(lambda s: loss(nnx.merge(nnx.graphdef(m), s), x))(nnx.state(m))
+                          for m in (dense, linear))
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(g1["bias"][...], 0)
