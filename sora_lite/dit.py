@@ -9,9 +9,11 @@ axis names (`embed`, `heads`, `mlp`, ...) that `sharding.py` maps onto mesh axes
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from ml_collections import ConfigDict
 
 from sora_lite import patchify as P
@@ -34,6 +36,7 @@ class Size:
 SIZES = {
     "tiny": Size(depth=2, width=64, heads=4),  # 4 heads: Ulysses runs on a sequence=4 mesh
     "cpu": Size(depth=6, width=128, heads=4),
+    "cpu_deep": Size(depth=12, width=128, heads=4),  # "cpu" at twice the depth: a cpu model grows into it
     "S": Size(depth=12, width=384, heads=6),
     "B": Size(depth=12, width=768, heads=12),
     "L": Size(depth=24, width=1024, heads=16),
@@ -210,6 +213,30 @@ class DiT(nnx.Module):
         shift, scale = jnp.split(sharding.constrain(self.final_ada(nnx.silu(c)), ("batch", None)), 2, axis=-1)
         x = self.final(modulate(self.final_norm(x), shift, scale))  # [B, N, patch_dim]
         return P.unpatchify(x, grid, self.patch).astype(jnp.float32)  # the sampler integrates in float32
+
+
+def grow(saved: dict, model: DiT) -> dict:
+    """A trained DiT's arrays (`saved`, as a checkpoint holds them) with its block stack spread over
+    `model`'s deeper one, for `train.init_from` to load: trained block i becomes layer
+    i * depth // saved_depth, in order, and each layer between them keeps `model`'s fresh weights
+    with its cross-attention output zeroed, so that, its adaLN-Zero gates being zero too, it starts
+    as the identity and the grown model's step 0 is the trained one. Any other depth is unchanged."""
+    old, new = jax.tree.leaves(saved["blocks"])[0].shape[0], model.size.depth
+    if old >= new:
+        return saved  # same depth; a deeper checkpoint is `checkpoint.fill`'s shape error
+    kept = [i * new // old for i in range(old)]
+    added = [i for i in range(new) if i not in kept]
+    fresh = nnx.to_pure_dict(nnx.state(model.blocks))  # [depth, ...] leaves, without the "value" key
+
+    def place(path, stored):
+        names = [str(getattr(k, "key", k)) for k in path][:-1]  # drop the trailing "value" key
+        layers = np.array(functools.reduce(lambda d, k: d[k], names, fresh))
+        layers[kept] = stored
+        if names[:2] == ["cross", "out"]:
+            layers[added] = 0
+        return layers
+
+    return {**saved, "blocks": jax.tree_util.tree_map_with_path(place, saved["blocks"])}
 
 
 def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:

@@ -8,7 +8,8 @@ an argument of the step rather than a constant folded into it. Latents and the c
 table are computed once and cached in the workdir under a key of what made them.
 With `train.conditions`, each example is also given frames of its own clip (none, the first,
 a head or tail clip, both ends, keyframes; conditioning.py), encoded inside the step by the
-frozen autoencoder. `train.init_from` starts from a trained DiT (new inputs zero-initialised).
+frozen autoencoder. `train.init_from` starts from a trained DiT: new inputs zero-initialised,
+and a shallower model's blocks spread over a deeper `dit.size` (dit.grow).
 Rerunning the same command resumes exactly: batches are a pure function of (seed, step).
 The DiT trains on a device mesh shaped by `cfg.mesh` (sharding.py), its state born sharded.
 """
@@ -34,7 +35,7 @@ from sora_lite import autoencoder, captions, checkpoint, conditioning, data, dif
 from sora_lite import distill, training
 from sora_lite import video as video_io
 from sora_lite.conditioning import Condition
-from sora_lite.dit import build_dit
+from sora_lite.dit import build_dit, grow
 from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import Pipeline
 from sora_lite.sizing import num_tokens
@@ -243,8 +244,11 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     elif tc.init_from:
         first = tc.student_from or tc.init_from  # a distillation's student may start from an earlier student
         _, _, arrays = checkpoint.load_arrays(checkpoint.directory(first), ("dit",))
-        new = [checkpoint.fill(m, arrays["dit"], first) for m in (model, ema)][0]
-        training.say(f"initialised from {first}" + (f"; new (zero-initialised): {', '.join(new)}" if new else ""))
+        depth = jax.tree.leaves(arrays["dit"]["blocks"])[0].shape[0]
+        arrays = grow(arrays["dit"], model)  # a shallower model's blocks spread over this depth
+        new = [checkpoint.fill(m, arrays, first) for m in (model, ema)][0]
+        training.say(f"initialised from {first}" + (f"; new (zero-initialised): {', '.join(new)}" if new else "")
+                     + (f"; its {depth} blocks grown to {model.size.depth}" if depth < model.size.depth else ""))
 
     graphdef, state = nnx.split((model, opt, ema))
     ae_graphdef, ae_state = nnx.split(ae)

@@ -212,3 +212,25 @@ def test_dense_matches_nnx_linear_in_value_and_gradients():
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(g1["bias"][...], 0)
+
+
+def test_a_grown_model_starts_as_the_one_it_grew_from_and_its_new_layers_train():
+    """`grow` spreads a trained stack over a deeper one (cpu, depth 6 -> cpu_deep, 12): the new layers
+    start as the identity, so the outputs match, and their gates get gradients, so they train."""
+    from sora_lite import checkpoint
+
+    small = D.DiT("cpu", C, (1, 2, 2), rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(1)
+    for _, var in nnx.iter_graph(small):  # every zero-initialised path made live
+        if isinstance(var, nnx.Param) and not np.asarray(var[...]).any():
+            var[...] = jnp.asarray(0.05 * rng.normal(size=var.shape), var.dtype)
+    saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(small)))
+    deep = D.DiT("cpu_deep", C, (1, 2, 2), rngs=nnx.Rngs(5))
+    assert checkpoint.fill(deep, D.grow(saved, deep), "small") == []
+    np.testing.assert_array_equal(deep.blocks.mlp_in.kernel[...][::2], small.blocks.mlp_in.kernel[...])
+    z, t, text, mask = inputs()
+    np.testing.assert_allclose(forward(deep, z, t, text, mask), forward(small, z, t, text, mask), rtol=1e-5, atol=1e-6)
+
+    grads = nnx.grad(lambda m: jnp.sum(call(m, z, t, text, mask) ** 2))(deep)
+    assert np.abs(grads.blocks.ada.kernel[...][1::2]).sum(axis=(1, 2)).min() > 0  # every new layer's gates
+    assert D.grow(saved, small) is saved  # same depth: unchanged
