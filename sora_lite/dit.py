@@ -231,6 +231,8 @@ def grow(saved: dict, model: DiT) -> dict:
     def place(path, stored):
         names = [str(getattr(k, "key", k)) for k in path][:-1]  # drop the trailing "value" key
         layers = np.array(functools.reduce(lambda d, k: d[k], names, fresh))
+        if layers.shape[1:] != stored.shape[1:]:
+            return stored  # another width: `checkpoint.fill` names the mismatch
         layers[kept] = stored
         if names[:2] == ["cross", "out"]:
             layers[added] = 0

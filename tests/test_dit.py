@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from sora_lite import checkpoint
 from sora_lite import dit as D
 from sora_lite.conditioning import MASK_CHANNELS, Condition
 
@@ -21,9 +22,9 @@ def model():
     return D.DiT("tiny", C, (1, 2, 2), rngs=nnx.Rngs(0))
 
 
-def make_live(precision="float32", remat="none"):
-    """The tiny DiT with its zero-initialised parameters made random, so every path is live."""
-    m = D.DiT("tiny", C, (1, 2, 2), precision, remat, rngs=nnx.Rngs(0))
+def make_live(precision="float32", remat="none", size="tiny"):
+    """A DiT (tiny by default) with its zero-initialised parameters made random, so every path is live."""
+    m = D.DiT(size, C, (1, 2, 2), precision, remat, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(1)
     for _, var in nnx.iter_graph(m):
         if isinstance(var, nnx.Param) and not np.asarray(var[...]).any():
@@ -217,13 +218,7 @@ def test_dense_matches_nnx_linear_in_value_and_gradients():
 def test_a_grown_model_starts_as_the_one_it_grew_from_and_its_new_layers_train():
     """`grow` spreads a trained stack over a deeper one (cpu, depth 6 -> cpu_deep, 12): the new layers
     start as the identity, so the outputs match, and their gates get gradients, so they train."""
-    from sora_lite import checkpoint
-
-    small = D.DiT("cpu", C, (1, 2, 2), rngs=nnx.Rngs(0))
-    rng = np.random.default_rng(1)
-    for _, var in nnx.iter_graph(small):  # every zero-initialised path made live
-        if isinstance(var, nnx.Param) and not np.asarray(var[...]).any():
-            var[...] = jnp.asarray(0.05 * rng.normal(size=var.shape), var.dtype)
+    small = make_live(size="cpu")
     saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(small)))
     deep = D.DiT("cpu_deep", C, (1, 2, 2), rngs=nnx.Rngs(5))
     assert checkpoint.fill(deep, D.grow(saved, deep), "small") == []
@@ -234,3 +229,10 @@ def test_a_grown_model_starts_as_the_one_it_grew_from_and_its_new_layers_train()
     grads = nnx.grad(lambda m: jnp.sum(call(m, z, t, text, mask) ** 2))(deep)
     assert np.abs(grads.blocks.ada.kernel[...][1::2]).sum(axis=(1, 2)).min() > 0  # every new layer's gates
     assert D.grow(saved, small) is saved  # same depth: unchanged
+
+
+def test_growing_into_another_width_is_the_checkpoint_shape_error():
+    saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(make_live())))  # tiny: 2 x 64
+    wide = D.DiT("cpu", C, (1, 2, 2), rngs=nnx.Rngs(0))  # 6 x 128
+    with pytest.raises(checkpoint.CheckpointError, match=r"tiny: .* has shape .*is it the same architecture"):
+        checkpoint.fill(wide, D.grow(saved, wide), "tiny")
