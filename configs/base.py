@@ -48,7 +48,10 @@ def get_config() -> ConfigDict:
     c.dit = ConfigDict(dict(size="S",
                             patch=(1, 2, 2),  # (pt, ph, pw) over latent (t, h, w)
                             precision="float32",  # compute dtype: float32 or bfloat16 (weights stay float32)
-                            remat="none"))  # what blocks recompute in the backward pass: none, dots or full
+                            remat="none",  # what blocks recompute in the backward pass: none, dots or full
+                            # tokens also see their place as a fraction of the canvas (NaViT), not only
+                            # RoPE's relative offsets: where a motion can start depends on the edges
+                            canvas_position=True))
 
     c.diffusion = ConfigDict()
     c.diffusion.logit_mean = 0.0

@@ -1,6 +1,6 @@
 """The diffusion transformer over spacetime patches.
 
-patchify -> linear embed (+ given frames, conditioning.py) -> depth x [adaLN-Zero self-attention with 3D RoPE and QK-norm,
+patchify -> linear embed (+ given frames, conditioning.py; + canvas position) -> depth x [adaLN-Zero self-attention with 3D RoPE and QK-norm,
 cross-attention to text tokens, adaLN-Zero MLP] -> adaLN final layer -> unpatchify.
 
 The blocks are stacked (one parameter tree with a leading `layers` axis) and run with
@@ -22,6 +22,7 @@ from sora_lite.conditioning import MASK_CHANNELS, Condition
 from sora_lite.flax_setup import nnx
 
 TEXT_DIM = 384  # MiniLM hidden size
+CANVAS_OCTAVES = 4  # frequencies of each axis's canvas fraction (patchify.canvas_features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +44,10 @@ SIZES = {
     "XL": Size(depth=28, width=1152, heads=16),
 }
 
-# The one visible place where adaLN-Zero, the output projection and the given-frames input are
-# zero-initialised: the gated self-attention and MLP branches start switched off, the model
-# starts by predicting zero velocity, and given frames start ignored (so a text-to-video
-# checkpoint fine-tunes into a frame-conditioned one from where it stands).
+# The one visible place where adaLN-Zero, the output projection and the given-frames and canvas
+# position inputs are zero-initialised: the gated self-attention and MLP branches start switched
+# off, the model starts by predicting zero velocity, and given frames and canvas positions start
+# ignored (so a checkpoint without them fine-tunes into a model with them from where it stands).
 ZERO = nnx.initializers.zeros_init()
 DENSE = nnx.initializers.xavier_uniform()
 
@@ -152,7 +153,7 @@ class DiT(nnx.Module):
     """Velocity model v(x_t, t, condition) on latent videos of any (t, h, w) divisible by `patch`."""
 
     def __init__(self, size: str, latent_channels: int, patch=(1, 2, 2), precision: str = "float32",
-                 remat: str = "none", *, rngs: nnx.Rngs):
+                 remat: str = "none", canvas_position: bool = True, *, rngs: nnx.Rngs):
         for name, value, choices in (("size", size, SIZES), ("precision", precision, PRECISIONS),
                                      ("remat", remat, REMAT_POLICIES)):
             if value not in choices:
@@ -164,6 +165,9 @@ class DiT(nnx.Module):
         # No bias: zero given frames (text-to-video) add exactly nothing, however it trains.
         frames_dim = (latent_channels + MASK_CHANNELS) * patch[0] * patch[1] * patch[2]
         self.frames_embed = dense(frames_dim, d, ("patch", "embed"), rngs, dtype, init=ZERO, use_bias=False)
+        # Each token's place as a fraction of the canvas (patchify.canvas_features); no bias, like frames.
+        self.canvas_embed = (dense(6 * CANVAS_OCTAVES, d, ("freq", "embed"), rngs, dtype, init=ZERO, use_bias=False)
+                             if canvas_position else None)
         self.t_embed1 = dense(256, d, ("freq", "embed"), rngs, dtype)
         self.t_embed2 = dense(d, d, ("mlp", "embed"), rngs, dtype)
         self.text_proj = dense(TEXT_DIM, d, ("text", "embed"), rngs, dtype)
@@ -186,6 +190,8 @@ class DiT(nnx.Module):
         x = self.x_embed(P.patchify(z, self.patch))  # [B, N, D]
         if cond.frames is not None:
             x = x + self.frames_embed(P.patchify(cond.frames, self.patch))  # [B, N, D]
+        if self.canvas_embed is not None:
+            x = x + self.canvas_embed(P.canvas_features(grid, CANVAS_OCTAVES))[None]  # [1, N, D]
         x = sharding.constrain(x, ("batch", "tokens", None))
         text, text_mask = cond.text, cond.mask
         c = self.t_embed2(nnx.silu(self.t_embed1(timestep_embedding(t, 256))))  # [B, D]
@@ -242,6 +248,8 @@ def grow(saved: dict, model: DiT) -> dict:
 
 
 def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:
-    """The DiT of `cfg.dit` (its architecture section) on `cfg.ae`'s latent channels."""
+    """The DiT of `cfg.dit` (its architecture section) on `cfg.ae`'s latent channels. Checkpoints
+    written before `dit.canvas_position` existed have no canvas input."""
     d = cfg.dit
-    return DiT(d.size, cfg.ae.latent_channels, tuple(d.patch), d.precision, d.remat, rngs=nnx.Rngs(seed))
+    return DiT(d.size, cfg.ae.latent_channels, tuple(d.patch), d.precision, d.remat,
+               d.get("canvas_position", False), rngs=nnx.Rngs(seed))

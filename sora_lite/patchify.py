@@ -2,7 +2,8 @@
 
 Pure functions. Any latent (t, h, w) divisible by the patch (pt, ph, pw) works, so one
 model handles any duration, resolution and aspect ratio: the token grid is
-(t/pt, h/ph, w/pw) and positions enter only through RoPE, which needs no table size.
+(t/pt, h/ph, w/pw); positions enter through RoPE, which needs no table size, and through each
+token's place as a fraction of the canvas (NaViT's fractional positions), which no size bounds.
 """
 
 import einops
@@ -47,6 +48,16 @@ def rope_tables(grid, head_dim: int, theta: float = 10_000.0):
         angles.append(coords[:, axis : axis + 1] * freqs)  # [N, dims / 2]
     angles = jnp.concatenate(angles, axis=-1)  # [N, head_dim / 2]
     return jnp.cos(angles), jnp.sin(angles)
+
+
+def canvas_features(grid, octaves: int = 4):
+    """Where each token of a (t', h', w') grid lies as a fraction of the clip and canvas: [N, 6 * octaves],
+    sin and cos of pi 2^k f for each axis's fraction f = (i + 1/2) / n. Relative RoPE cannot tell a
+    token how far the canvas edges are; where a motion of 0.4 of the width may start depends on it."""
+    fractions = [(jnp.arange(n, dtype=jnp.float32) + 0.5) / n for n in grid]
+    coords = jnp.stack(jnp.meshgrid(*fractions, indexing="ij"), -1).reshape(-1, 3)  # [N, 3], time-major
+    angles = jnp.pi * coords[:, :, None] * 2.0 ** jnp.arange(octaves, dtype=jnp.float32)  # [N, 3, octaves]
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(coords.shape[0], -1)
 
 
 def apply_rope(x, cos, sin):

@@ -64,6 +64,7 @@ def test_output_is_exactly_zero_at_init(model):
         assert not np.asarray(layer.kernel[...]).any() and not np.asarray(layer.bias[...]).any()
     # Given frames start ignored, and have no bias: zero frames add nothing, however trained.
     assert not np.asarray(model.frames_embed.kernel[...]).any() and model.frames_embed.bias is None
+    assert not np.asarray(model.canvas_embed.kernel[...]).any() and model.canvas_embed.bias is None
     assert np.asarray(model.blocks.attn.q.kernel[...]).any()  # ... and nothing else is
 
 
@@ -92,6 +93,30 @@ def test_given_frames_enter_and_zero_frames_are_text_to_video(live_model):
     given = np.asarray(forward(live_model, z, t, text, mask, frames))
     assert not np.allclose(given[0], out[0], atol=1e-4)
     np.testing.assert_allclose(given[1], out[1], rtol=1e-4, atol=1e-5)
+
+
+def test_canvas_position_enters_and_a_checkpoint_without_it_starts_where_it_stood(live_model):
+    """A model saved before `dit.canvas_position` (no canvas input) fills a model with one: the new
+    input is zero, so the outputs match; it gets gradients, and trained (here: made random) it
+    changes them."""
+    old = D.DiT("tiny", C, (1, 2, 2), canvas_position=False, rngs=nnx.Rngs(0))
+    nnx.update(old, nnx.state(live_model, nnx.Not(nnx.PathContains("canvas_embed"))))
+    saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(old)))
+    new = D.DiT("tiny", C, (1, 2, 2), rngs=nnx.Rngs(3))
+    assert checkpoint.fill(new, saved, "old") == ["canvas_embed.kernel"]
+    z, t, text, mask = inputs()
+    np.testing.assert_array_equal(forward(new, z, t, text, mask), forward(old, z, t, text, mask))
+    grads = nnx.grad(lambda m: jnp.sum(call(m, z, t, text, mask) ** 2))(new)
+    assert np.abs(grads.canvas_embed.kernel[...]).sum() > 0
+    assert not np.allclose(forward(live_model, z, t, text, mask), forward(old, z, t, text, mask), atol=1e-4)
+
+
+def test_checkpoint_configs_written_before_canvas_position_build_without_it():
+    from configs import tiny
+    cfg = tiny.get_config()
+    assert D.build_dit(cfg).canvas_embed is not None
+    del cfg.dit["canvas_position"]
+    assert D.build_dit(cfg).canvas_embed is None
 
 
 def test_conftest_exposes_8_cpu_devices():

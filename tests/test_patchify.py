@@ -89,3 +89,14 @@ def test_rope_relative_in_3d():
     np.testing.assert_allclose(base, shifted, rtol=1e-4, atol=1e-4)
     other = q[idx(0, 1, 0)] @ k[idx(1, 2, 3)]  # offset (1, 1, 3): each axis has its own band
     assert not np.isclose(base, other, atol=1e-3)
+
+
+def test_canvas_features_depend_on_the_fraction_of_the_canvas_not_its_size():
+    f3, f5, f8 = (np.asarray(P.canvas_features((1, n, n), octaves=3)) for n in (3, 5, 8))
+    assert f3.shape == (9, 18) and f8.shape == (64, 18)
+    np.testing.assert_allclose(f3[4], f5[12], atol=1e-6)  # the centre of either canvas
+    assert not np.allclose(f3[0], f5[0])  # the corner token covers a larger share of the smaller one
+    assert len({tuple(row) for row in f8.round(5)}) == 64  # every place of a canvas is told apart
+    # time-major like patchify: the time fraction changes slowest
+    ft = np.asarray(P.canvas_features((2, 1, 2), octaves=1))
+    np.testing.assert_allclose(ft[0, [1, 2]], ft[1, [1, 2]]), np.testing.assert_allclose(ft[0, [0]], ft[1, [0]])
