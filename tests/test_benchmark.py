@@ -36,7 +36,8 @@ def test_model_flops_count_each_layer_at_the_rows_it_multiplies():
     outside = n * patch_dim * d + n * d * patch_dim  # patch embedding and output
     outside += 256 * d + d * d + dit.TEXT_DIM * d + d * 2 * d  # timestep MLP, pooled text, final adaLN: a row a video
     outside += L * dit.TEXT_DIM * d  # the text projection, on the text tokens
-    expected = 3 * 2 * (s.depth * block + outside) * step.batch  # forward 2 FLOPs a multiply-add; backward 2x
+    canvas = n * 6 * dit.CANVAS_OCTAVES * d  # the canvas position embedding: the same for every video, once a step
+    expected = 3 * 2 * ((s.depth * block + outside) * step.batch + canvas)  # forward 2 FLOPs a multiply-add; backward 2x
     assert step.flops == pytest.approx(expected)
 
 
