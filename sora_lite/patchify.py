@@ -30,6 +30,12 @@ def unpatchify(tokens, grid, patch):
                             t=gt, h=gh, w=gw, p=pt, q=ph, r=pw)
 
 
+def token_coordinates(grid):
+    """(t, h, w) index of each token of a (t', h', w') grid, time-major like patchify: [N, 3] float32."""
+    coords = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) for n in grid], indexing="ij")
+    return jnp.stack(coords, -1).reshape(-1, 3)
+
+
 def rope_split(head_dim: int) -> tuple[int, int, int]:
     """Rotary dims given to (t, h, w): even numbers summing to head_dim, h and w equal."""
     if head_dim % 2:
@@ -40,8 +46,7 @@ def rope_split(head_dim: int) -> tuple[int, int, int]:
 
 def rope_tables(grid, head_dim: int, theta: float = 10_000.0):
     """cos, sin [N, head_dim / 2] for a (t', h', w') token grid, one frequency band per axis."""
-    coords = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) for n in grid], indexing="ij"), -1)
-    coords = coords.reshape(-1, 3)  # [N, 3] (t, h, w) per token, time-major like patchify
+    coords = token_coordinates(grid)  # [N, 3]
     angles = []
     for axis, dims in enumerate(rope_split(head_dim)):
         freqs = theta ** (-jnp.arange(0, dims, 2, dtype=jnp.float32) / dims)  # [dims / 2]
@@ -50,14 +55,14 @@ def rope_tables(grid, head_dim: int, theta: float = 10_000.0):
     return jnp.cos(angles), jnp.sin(angles)
 
 
-def canvas_features(grid, octaves: int = 4):
+def canvas_features(grid, octaves: int):
     """Where each token of a (t', h', w') grid lies as a fraction of the clip and canvas: [N, 6 * octaves],
-    sin and cos of pi 2^k f for each axis's fraction f = (i + 1/2) / n. Relative RoPE cannot tell a
-    token how far the canvas edges are; where a motion of 0.4 of the width may start depends on it."""
-    fractions = [(jnp.arange(n, dtype=jnp.float32) + 0.5) / n for n in grid]
-    coords = jnp.stack(jnp.meshgrid(*fractions, indexing="ij"), -1).reshape(-1, 3)  # [N, 3], time-major
-    angles = jnp.pi * coords[:, :, None] * 2.0 ** jnp.arange(octaves, dtype=jnp.float32)  # [N, 3, octaves]
-    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(coords.shape[0], -1)
+    per axis (t, h, w) the sin, then cos, of pi 2^k f for its fraction f = (i + 1/2) / n. Relative RoPE
+    cannot tell a token how far the canvas edges are; where a motion of 0.4 of the width may start
+    depends on it."""
+    fractions = (token_coordinates(grid) + 0.5) / jnp.asarray(grid, jnp.float32)  # [N, 3]
+    angles = jnp.pi * fractions[:, :, None] * 2.0 ** jnp.arange(octaves, dtype=jnp.float32)  # [N, 3, octaves]
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(fractions.shape[0], -1)
 
 
 def apply_rope(x, cos, sin):

@@ -97,6 +97,9 @@ def test_canvas_features_depend_on_the_fraction_of_the_canvas_not_its_size():
     np.testing.assert_allclose(f3[4], f5[12], atol=1e-6)  # the centre of either canvas
     assert not np.allclose(f3[0], f5[0])  # the corner token covers a larger share of the smaller one
     assert len({tuple(row) for row in f8.round(5)}) == 64  # every place of a canvas is told apart
-    # time-major like patchify: the time fraction changes slowest
-    ft = np.asarray(P.canvas_features((2, 1, 2), octaves=1))
-    np.testing.assert_allclose(ft[0, [1, 2]], ft[1, [1, 2]]), np.testing.assert_allclose(ft[0, [0]], ft[1, [0]])
+    # Tokens time-major like patchify, columns per axis (t, h, w) a sin and a cos: tokens 0 and 1 share
+    # the first frame and differ in width; token 2 is the second frame.
+    ft = np.asarray(P.canvas_features((2, 1, 2), octaves=1))  # [4, 6]
+    np.testing.assert_allclose(ft[0, :4], ft[1, :4])
+    assert not np.allclose(ft[0, 4:], ft[1, 4:]) and not np.allclose(ft[0, :2], ft[2, :2])
+    np.testing.assert_allclose(ft[0, 2:], ft[2, 2:])
