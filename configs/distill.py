@@ -1,8 +1,10 @@
 """The default model distilled to 4 sampling steps without guidance (sora_lite/distill.py: reflow
 on the default model's own samples, 25 guided steps each, learnt at the student's 4 sampling
-times); 2-core CPU.
+times); 2-core CPU. The shipped student (v12, of the default model m4) is the first command
+then the second, which resumes it to 7,000 steps.
 
 python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default
+python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default --config.train.steps=7000
 python scripts/export.py --workdir runs/distilled --out sora_lite/assets/distilled/checkpoints
 Wall time and figures: sora_lite/assets/distilled/MODEL_CARD.md.
 """
