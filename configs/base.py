@@ -63,7 +63,11 @@ def get_config() -> ConfigDict:
     # edit_strength: how much of a video `Pipeline.edit` noises before resampling (SDEdit), in (0, 1].
     # shift: multiplies the resolution shift of the sampling grid (> 1: steps crowd nearer noise,
     # where a few-step sampler decides the layout and the motion).
-    c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0))
+    # refine_above: frames of more pixels than this are sampled first at half the height and width
+    # (again while above it), then refined from that video noised to time `refine_strength`
+    # (sizing.sampling_sizes; 0: always in one go). Text-to-video only.
+    c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0, refine_above=0,
+                               refine_strength=0.85))
 
     # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
     # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,

@@ -5,7 +5,7 @@ then the second, which resumes it to 7,000 steps.
 
 python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default
 python scripts/train.py --config configs/distill.py --workdir runs/distilled --config.train.init_from=sora_lite/assets/default --config.train.steps=7000
-python scripts/export.py --workdir runs/distilled --out sora_lite/assets/distilled/checkpoints
+python scripts/export.py --workdir runs/distilled --out sora_lite/assets/distilled/checkpoints --config configs/distill.py
 Wall time and figures: sora_lite/assets/distilled/MODEL_CARD.md.
 """
 

@@ -20,5 +20,7 @@ def get_config():
     c.ae_train.update(steps=2000, decoder_steps=3000)
     c.dit.size = "cpu"
     c.train.update(lr=5e-4, warmup=300, steps=9000, sample_every=4500)
-    c.sample.guidance = 2.5
+    # Above 48x48 a frame has too few tokens near its edges to place a motion that must fit:
+    # 64x64 samples at 32x32 first (17x64x64 seeds 2-3: 79.7% in one go, 99.2% so).
+    c.sample.update(guidance=2.5, refine_above=48 * 48)
     return c

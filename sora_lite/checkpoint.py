@@ -8,6 +8,7 @@ Orbax writes a step into a temporary directory and renames it when complete, so 
 killed midway never replaces a good checkpoint; those leftovers are cleaned on open.
 """
 
+import json
 import logging
 import os
 import re
@@ -229,9 +230,10 @@ def _tuples(d):
     return tuple(_tuples(v) for v in d) if isinstance(d, list) else d
 
 
-def export(directory: str, out: str) -> int:
+def export(directory: str, out: str, sample: ConfigDict | None = None) -> int:
     """Copy the newest step whose `config` and `model` items both read back (all that sampling
-    needs) from a training checkpoint directory to `out`, dropping optimizer state. The copy
+    needs) from a training checkpoint directory to `out`, dropping optimizer state; with `sample`,
+    the copy's config samples by it (a config's `sample` section) in place of the run's. The copy
     is made beside `out` and swapped in whole, so a failed export leaves the old one. Returns
     the step."""
     # Restoring the model item reads every byte that will be copied: a corrupt one is never exported.
@@ -242,6 +244,13 @@ def export(directory: str, out: str) -> int:
     tmp = os.path.abspath(out) + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
+    if sample is not None:  # the config item is JSON (JsonSave): rewritten in the copy
+        config = os.path.join(tmp, str(step), "config", "metadata")
+        with open(config) as f:
+            saved = json.load(f)
+        saved["sample"] = sample.to_dict()
+        with open(config, "w") as f:
+            json.dump(saved, f)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return step

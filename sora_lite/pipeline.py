@@ -12,6 +12,7 @@ import functools
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import ConfigDict
@@ -22,15 +23,26 @@ from sora_lite import model_path
 from sora_lite.conditioning import Condition
 from sora_lite.dit import DiT, build_dit
 from sora_lite.flax_setup import nnx
-from sora_lite.sizing import SAMPLE_BOUNDS, admit, latent_grid, sampling_shift
+from sora_lite.sizing import SAMPLE_BOUNDS, admit, latent_grid, refine_strength, sampling_shift, sampling_sizes
 from sora_lite.text import TextEncoder
 from sora_lite.video import from_sampler, to_model
 
 
-def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start):
-    """Noise (or a noised latent) [B, t, h, w, C] -> video [B, T, H, W, 3] in [-1, 1]."""
+def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine=()):
+    """Noise (or a noised latent) [B, t, h, w, C] -> video [B, T, H, W, 3] in [-1, 1]. Then each of
+    `refine`'s (noise, shift, strength), at a larger size: the video so far, resized and encoded,
+    noised to time `strength` and sampled back. The layout and motion come from the smaller
+    size, where a few tokens a frame decide them well; the detail from the larger (LTX-Video's
+    multiscale sampling)."""
     z = sampler.sample(dit, x, cond, null_text, null_mask, steps, guidance, shift, start)
     video = ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
+    for x, shift, strength in refine:  # x: [B, t, h', w', C]
+        factor = video.shape[2] // z.shape[2]  # the autoencoder's, pixels per latent cell
+        size = (*video.shape[:2], x.shape[2] * factor, x.shape[3] * factor, 3)
+        video = jax.image.resize(jnp.clip(video, -1, 1), size, "linear")  # [B, T, H', W', 3]
+        z = diffusion.add_noise(ae.normalize(ae.encode(video)[0]), x, jnp.full((x.shape[0],), strength))
+        z = sampler.sample(dit, z, cond, null_text, null_mask, steps, guidance, shift, strength)
+        video = ae.decode(ae.denormalize(z))
     return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
 
 
@@ -111,15 +123,17 @@ class Pipeline:
         variables, named by `names`) as its first argument, not constants, and the noise made
         inside from `seed` (uint32)."""
         shape = self._size(num_frames, height, width)
-        latent_shape, steps, guidance, shift = self._settings(1, shape, steps, guidance)
+        steps, guidance, ((latent_shape, shift), *larger) = self._settings(1, shape, steps, guidance)
+        strength = refine_strength(self.cfg)
         (dit_def, dit_state), (ae_def, ae_state) = nnx.split(self.dit), nnx.split(self.ae)
         leaves, treedef = jax.tree_util.tree_flatten_with_path((dit_state, ae_state))
 
         def function(weights, seed, text, mask, null_text, null_mask):
             dit_state, ae_state = jax.tree.unflatten(treedef, weights)
             x = diffusion.noise(seed, 1, latent_shape)  # [1, t, h, w, C]
+            refine = tuple((diffusion.noise(seed, 1, s), sh, strength) for s, sh in larger)
             return sample_video(nnx.merge(dit_def, dit_state), nnx.merge(ae_def, ae_state), x,
-                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0)
+                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0, refine)
 
         names = [jax.tree_util.keystr(path) for path, _ in leaves]
         return function, names, [np.asarray(v) for _, v in leaves]
@@ -230,39 +244,46 @@ class Pipeline:
     def _sample(self, prompts, shape, seed, steps, guidance, frames=None, start=1.0, init=None) -> np.ndarray:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
-        latent_shape, steps, guidance, shift = self._settings(len(prompts), shape, steps, guidance)
+        steps, guidance, ((latent_shape, shift), *larger) = self._settings(
+            len(prompts), shape, steps, guidance, refine=frames is None and init is None)
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         count = len(prompts)
         x = np.asarray(diffusion.noise(seed, count, latent_shape))  # [B, t, h, w, C]
         if init is not None:  # SDEdit: the video's latent, noised to time `start`
             x = np.asarray(diffusion.add_noise(init, x, np.full((count,), start, np.float32)))
+        noises = [np.asarray(diffusion.noise(seed, count, s)) for s, _ in larger]  # of each refined size
         text, mask = self.text_encoder(self.read(prompts))
         cond = Condition(text, mask, frames)
         if self.mesh is not None:  # pad the batch to a multiple of the devices it splits over
             pad = -count % sharding.batch_shards(self.mesh)
-            x, cond = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]), (x, cond))
+            x, cond, noises = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]), (x, cond, noises))
         extra = text.shape[1] - self._null[1].shape[1]  # a long prompt's text: the empty caption padded alike
         null_text, null_mask = np.pad(self._null[0][0], ((0, extra), (0, 0))), np.pad(self._null[1][0], (0, extra))
+        strength = refine_strength(self.cfg)
         if self.mesh is None:
-            video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start)
+            refine = tuple((n, sh, strength) for n, (_, sh) in zip(noises, larger))
+            video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine)
         else:  # the prompts split over the batch axes; the empty caption whole on every device
             on_batch = lambda a: jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim))  # noqa: E731
             everywhere = lambda a: jax.device_put(a, NamedSharding(self.mesh, PartitionSpec()))  # noqa: E731
+            refine = tuple((on_batch(n), sh, strength) for n, (_, sh) in zip(noises, larger))
             with jax.set_mesh(self.mesh):  # the DiT's activation constraints read it
                 video = _sample(self.dit, self.ae, on_batch(x), jax.tree.map(on_batch, cond), everywhere(null_text),
-                                everywhere(null_mask), steps, guidance, shift, start)
+                                everywhere(null_mask), steps, guidance, shift, start, refine)
         return from_sampler(np.asarray(video)[:count])
 
-    def _settings(self, count, shape, steps, guidance):
-        """(latent shape, steps, guidance, time shift) of sampling `count` videos of `shape`, each
-        checked, defaults from the config; guidance 1 is None."""
+    def _settings(self, count, shape, steps, guidance, refine=True):
+        """(steps, guidance, stages) of sampling `count` videos of `shape`, each checked, defaults
+        from the config; guidance 1 is None. `stages`: the (latent shape, time shift) of each size
+        sampled, smallest first (sizing.sampling_sizes; without `refine`, `shape`'s alone)."""
         steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, *SAMPLE_BOUNDS["steps"])
         guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance,
                                    *SAMPLE_BOUNDS["guidance"])
-        latent_shape = latent_grid(self.cfg, *shape)
+        latent_grid(self.cfg, *shape)
         admit(self.cfg, count, shape, self.mesh)
         guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
-        return latent_shape, steps, guidance, sampling_shift(self.cfg, *shape)
+        sizes = sampling_sizes(self.cfg, *shape) if refine else [shape]
+        return steps, guidance, [(latent_grid(self.cfg, *s), sampling_shift(self.cfg, *s)) for s in sizes]
 
 
 def _resize(frames: np.ndarray, height, width) -> np.ndarray:

@@ -16,7 +16,9 @@ from sora_lite.dit import PRECISIONS, SIZES
 # How a model may sample, as (low, high) of each `sample` setting: checked when a user samples
 # (pipeline.py; `shift` by grid_shift below), and before a training run starts
 # (training.SETTINGS), whose samples use them too.
-SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None)}
+SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None), "refine_above": (0, None),
+                 "refine_strength": (1e-3, 1)}
+INTEGER_SETTINGS = ("steps", "refine_above")
 
 
 def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -45,7 +47,35 @@ def sampling_shift(cfg: ConfigDict, num_frames: int, height: int, width: int) ->
 def grid_shift(cfg: ConfigDict, resolution: float) -> float:
     """The sampling grid's time shift for a shape of resolution shift `resolution`: that times
     `sample.shift` (checkpoints written before that key sample with 1)."""
-    return validate.number("sample.shift", cfg.sample.get("shift", 1.0), *SAMPLE_BOUNDS["shift"]) * resolution
+    return _setting(cfg, "shift", 1.0) * resolution
+
+
+def sampling_sizes(cfg: ConfigDict, num_frames: int, height: int, width: int) -> list[tuple[int, int, int]]:
+    """The sizes text-to-video samples at, smallest first: while a frame has more than
+    `sample.refine_above` pixels (0: never) and half its height and width still fit the model,
+    the layout and motion are first sampled at that half, and each larger size refines the one
+    before (pipeline.sample_video). Checkpoints written before that key sample in one go."""
+    limit = _setting(cfg, "refine_above", 0)
+    sizes = [(num_frames, height, width)]
+    while limit and height * width > limit and not (height % 2 or width % 2):
+        height, width = height // 2, width // 2
+        try:
+            latent_grid(cfg, num_frames, height, width)
+        except ValueError:  # the half no longer divides by the autoencoder and patch
+            break
+        sizes.insert(0, (num_frames, height, width))
+    return sizes
+
+
+def refine_strength(cfg: ConfigDict) -> float:
+    """The time a refined size's sampling starts from: how much of the smaller size's video it redraws."""
+    return _setting(cfg, "refine_strength", 1.0)
+
+
+def _setting(cfg: ConfigDict, key: str, default):
+    """`sample.<key>` checked against SAMPLE_BOUNDS (`default` for checkpoints written before it)."""
+    check = validate.integer if key in INTEGER_SETTINGS else validate.number
+    return check(f"sample.{key}", cfg.sample.get(key, default), *SAMPLE_BOUNDS[key])
 
 
 def sampling_bytes(cfg: ConfigDict, batch: int, num_frames: int, height: int, width: int) -> int:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from sora_lite import captions, data, sharding, validate
 from sora_lite import video as video_io
 from sora_lite.flax_setup import nnx
-from sora_lite.sizing import SAMPLE_BOUNDS, latent_grid
+from sora_lite.sizing import INTEGER_SETTINGS, SAMPLE_BOUNDS, latent_grid
 
 
 def fingerprint(*parts) -> str:
@@ -87,7 +87,7 @@ SETTINGS = {
                   ("motion_weight", "float", 0, None)],
     # How the trained DiT samples (its periodic samples, its final evaluation, and its users by
     # default): Pipeline's bounds.
-    "sample": [(key, "int" if key == "steps" else "float", *bounds) for key, bounds in SAMPLE_BOUNDS.items()],
+    "sample": [(key, "int" if key in INTEGER_SETTINGS else "float", *bounds) for key, bounds in SAMPLE_BOUNDS.items()],
 }
 
 

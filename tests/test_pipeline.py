@@ -59,6 +59,56 @@ def test_sample_shift_warps_the_grid_and_old_checkpoints_sample_without_it(tiny_
         pipe.generate(PROMPTS[:1], steps=2, seed=0)
 
 
+def test_sampling_sizes_halve_the_frame_while_it_is_above_the_limit():
+    from configs import shapes
+
+    cfg = shapes.get_config()  # refine_above 2304: 48x48 frames sample in one go
+    assert sizing.sampling_sizes(cfg, 17, 48, 48) == [(17, 48, 48)]
+    assert sizing.sampling_sizes(cfg, 17, 64, 64) == [(17, 32, 32), (17, 64, 64)]
+    assert sizing.sampling_sizes(cfg, 1, 128, 256) == [(1, 32, 64), (1, 64, 128), (1, 128, 256)]
+    assert sizing.sampling_sizes(cfg, 17, 64, 72) == [(17, 64, 72)]  # 36 is no multiple of 8
+    cfg.sample.refine_above = 0
+    assert sizing.sampling_sizes(cfg, 17, 128, 128) == [(17, 128, 128)]
+
+
+def test_a_refined_size_is_the_programs_video_and_drawn_over_at_strength_one(tiny_run, pipe, tmp_path):
+    """The tiny model exported to sample frames above 8x8 at half size first: the saved program
+    of `sora-lite generate` makes the Pipeline's video; frames as prompts sample in one go; at
+    strength 1 the refined size draws over the half size's video (the one-go video)."""
+    from ml_collections import ConfigDict
+
+    from sora_lite import checkpoint, programs
+
+    out = str(tmp_path / "refining")
+    sample = ConfigDict(dict(pipe.cfg.sample, refine_above=64, refine_strength=0.5))
+    checkpoint.export(checkpoint.directory(tiny_run["dit_dir"]), out, sample)
+    refining = Pipeline.from_pretrained(out)
+    assert sizing.sampling_sizes(refining.cfg, 5, 16, 16) == [(5, 8, 8), (5, 16, 16)]
+    video = refining.generate(PROMPTS, 5, 16, 16, seed=0)
+    one_go = pipe.generate(PROMPTS, 5, 16, 16, seed=0)
+    assert np.abs(video.astype(int) - one_go.astype(int)).mean() > 5
+    program, _ = programs.generate(out, PROMPTS[0], num_frames=5, height=16, width=16, seed=0)
+    np.testing.assert_array_equal(program, video[:1])
+    given = refining.image_to_video(PROMPTS, video[:, 0], 5, seed=0)
+    np.testing.assert_array_equal(given, pipe.image_to_video(PROMPTS, video[:, 0], 5, seed=0))
+    refining.cfg.sample.refine_strength = 1.0
+    drawn_over = refining.generate(PROMPTS, 5, 16, 16, seed=0)
+    assert np.abs(drawn_over.astype(int) - one_go.astype(int)).max() <= 1
+
+
+def test_a_refined_video_keeps_the_half_sizes_layout():
+    """The shipped model at 17x64x64 (sampled at 32x32 first): nearer the half size's video,
+    upsampled, than the same noise sampled in one go is."""
+    pipe = Pipeline.from_pretrained()
+    assert sizing.sampling_sizes(pipe.cfg, 17, 64, 64) == [(17, 32, 32), (17, 64, 64)]
+    video = pipe.generate(PROMPTS[:1], 17, 64, 64, seed=0)
+    half = pipeline._resize(pipe.generate(PROMPTS[:1], 17, 32, 32, seed=0), 64, 64)
+    pipe.cfg.sample.refine_above = 0
+    one_go = pipe.generate(PROMPTS[:1], 17, 64, 64, seed=0)
+    error = lambda a: np.abs(a.astype(int) - half.astype(int)).mean()  # noqa: E731
+    assert error(video) < error(one_go) / 2, (error(video), error(one_go))
+
+
 def test_an_autoencoder_workdir_is_not_a_model(tiny_run):
     with pytest.raises(CheckpointError, match=r"holds an autoencoder; expected a DiT model") as e:
         Pipeline.from_pretrained(tiny_run["ae_dir"])
