@@ -67,7 +67,7 @@ def get_config() -> ConfigDict:
     # (again while above it), then refined from that video noised to time `refine_strength`
     # (sizing.sampling_sizes; 0: always in one go). Text-to-video only.
     c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0, refine_above=0,
-                               refine_strength=0.85))
+                               refine_strength=0.5))
 
     # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
     # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,
