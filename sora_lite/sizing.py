@@ -57,7 +57,7 @@ def sampling_sizes(cfg: ConfigDict, num_frames: int, height: int, width: int) ->
     before (pipeline.sample_video). Checkpoints written before that key sample in one go."""
     limit = _setting(cfg, "refine_above", 0)
     sizes = [(num_frames, height, width)]
-    while limit and height * width > limit and not (height % 2 or width % 2):
+    while limit and height * width > limit:
         height, width = height // 2, width // 2
         try:
             latent_grid(cfg, num_frames, height, width)
