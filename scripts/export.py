@@ -20,9 +20,10 @@ config_flags.DEFINE_config_file("config", None, "A config file whose `sample` se
 
 def main(_):
     f = flags.FLAGS
+    sample = None
     if f.config is not None:
         training.check_settings(f.config, "sample")  # a bad value: one line now, not at a user's first sample
-    sample = None if f.config is None else f.config.sample
+        sample = f.config.sample
     step = checkpoint.export(checkpoint.directory(f.workdir), f.out, sample)
     print(f"exported step {step} of {f.workdir} to {f.out}")
 

@@ -244,13 +244,9 @@ def export(directory: str, out: str, sample: ConfigDict | None = None) -> int:
     tmp = os.path.abspath(out) + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
-    if sample is not None:  # the config item is JSON (JsonSave): rewritten in the copy
-        config = os.path.join(tmp, str(step), "config", "metadata")
-        with open(config) as f:
-            saved = json.load(f)
-        saved["sample"] = sample.to_dict()
-        with open(config, "w") as f:
-            json.dump(saved, f)
+    if sample is not None:  # the config item is JSON (JsonSave): the one read above, rewritten in the copy
+        with open(os.path.join(tmp, str(step), "config", "metadata"), "w") as f:
+            json.dump({**restored["config"], "sample": sample.to_dict()}, f)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return step

@@ -40,7 +40,7 @@ def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift,
         factor = video.shape[2] // z.shape[2]  # the autoencoder's, pixels per latent cell
         size = (*video.shape[:2], x.shape[2] * factor, x.shape[3] * factor, 3)
         video = jax.image.resize(jnp.clip(video, -1, 1), size, "linear")  # [B, T, H', W', 3]
-        z = diffusion.add_noise(ae.normalize(ae.encode(video)[0]), x, jnp.full((x.shape[0],), strength))
+        z = diffusion.add_noise(autoencoder.encode_latent(ae, video), x, jnp.full((x.shape[0],), strength))
         z = sampler.sample(dit, z, cond, null_text, null_mask, steps, guidance, shift, strength)
         video = ae.decode(ae.denormalize(z))
     return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
