@@ -224,6 +224,8 @@ def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, 
     ("data.mixture", "5x20x16", "data.mixture entry 5x20x16: height and width must be positive multiples of 8"),
     ("sample.shift", 0.0, "sample.shift must be a number >= 0.001; got 0.0"),
     ("diffusion.motion_weight", -1.0, "diffusion.motion_weight must be a number >= 0; got -1.0"),
+    ("sample.refine_above", -1, "sample.refine_above must be an integer >= 0; got -1"),
+    ("sample.refine_strength", 0.0, "sample.refine_strength must be a number between 0.001 and 1; got 0.0"),
 ])
 def test_config_mistakes_fail_before_training(tiny_run, data_dir, tmp_path, key, value, message):
     from conftest import tiny_config
@@ -235,6 +237,18 @@ def test_config_mistakes_fail_before_training(tiny_run, data_dir, tmp_path, key,
     with pytest.raises(ValueError, match=re.escape(message)):
         train_dit.train(cfg, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+def test_a_bad_sampling_setting_in_an_exports_config_is_one_line_and_exports_nothing(tiny_run, tmp_path):
+    argv = [sys.executable, os.path.join(ROOT, "scripts", "export.py"), "--workdir", tiny_run["dit_dir"],
+            "--out", str(tmp_path / "out"), "--config", os.path.join(ROOT, "configs", "tiny.py"),
+            "--config.sample.refine_strength=5"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == \
+        "export.py: error: sample.refine_strength must be a number between 0.001 and 1; got 5.0", run.stderr
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_a_bad_peer_timeout_is_named():
