@@ -65,9 +65,11 @@ def get_config() -> ConfigDict:
     # where a few-step sampler decides the layout and the motion).
     # refine_above: frames of more pixels than this are sampled first at half the height and width
     # (again while above it), then refined from that video noised to time `refine_strength`
-    # (sizing.sampling_sizes; 0: always in one go). Text-to-video only.
+    # (sizing.sampling_sizes; 0: always in one go). supersample_below: images (one frame) of fewer
+    # pixels than this are made at twice the height and width and averaged down (0: never).
+    # Text-to-video only.
     c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0, refine_above=0,
-                               refine_strength=0.5))
+                               refine_strength=0.5, supersample_below=0))
 
     # How scripts/train.py trains the DiT, on the latents of the autoencoder in `autoencoder`.
     # `batch_size` is the mixture's first entry's; the other entries' batches carry as many tokens,

@@ -28,12 +28,13 @@ from sora_lite.text import TextEncoder
 from sora_lite.video import from_sampler, to_model
 
 
-def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine=()):
+def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine=(), scale=1):
     """Noise (or a noised latent) [B, t, h, w, C] -> video [B, T, H, W, 3] in [-1, 1]. Then each of
     `refine`'s (noise, shift, strength), at a larger size: the video so far, resized and encoded,
     noised to time `strength` and sampled back. The layout and motion come from the smaller
     size, where a few tokens a frame decide them well; the detail from the larger (LTX-Video's
-    multiscale sampling)."""
+    multiscale sampling). Last, each `scale` x `scale` block of pixels is averaged into one
+    (a supersampled image: sizing.sampling_sizes)."""
     z = sampler.sample(dit, x, cond, null_text, null_mask, steps, guidance, shift, start)
     video = ae.decode(ae.denormalize(z))  # [B, T, H, W, 3]
     for x, shift, strength in refine:  # x: [B, t, h', w', C]
@@ -43,10 +44,13 @@ def sample_video(dit, ae, x, cond, null_text, null_mask, steps, guidance, shift,
         z = diffusion.add_noise(autoencoder.encode_latent(ae, video), x, jnp.full((x.shape[0],), strength))
         z = sampler.sample(dit, z, cond, null_text, null_mask, steps, guidance, shift, strength)
         video = ae.decode(ae.denormalize(z))
+    if scale > 1:
+        B, T, H, W, _ = video.shape
+        video = jnp.clip(video, -1, 1).reshape(B, T, H // scale, scale, W // scale, scale, 3).mean((3, 5))
     return sharding.constrain(video, (None,) * video.ndim)  # whole on every device: every host can read it
 
 
-_sample = nnx.jit(sample_video, static_argnames=("steps",))
+_sample = nnx.jit(sample_video, static_argnames=("steps", "scale"))
 
 
 @nnx.jit
@@ -123,7 +127,7 @@ class Pipeline:
         variables, named by `names`) as its first argument, not constants, and the noise made
         inside from `seed` (uint32)."""
         shape = self._size(num_frames, height, width)
-        steps, guidance, ((latent_shape, shift), *larger) = self._settings(1, shape, steps, guidance)
+        steps, guidance, ((latent_shape, shift), *larger), scale = self._settings(1, shape, steps, guidance)
         strength = refine_strength(self.cfg)
         (dit_def, dit_state), (ae_def, ae_state) = nnx.split(self.dit), nnx.split(self.ae)
         leaves, treedef = jax.tree_util.tree_flatten_with_path((dit_state, ae_state))
@@ -133,7 +137,7 @@ class Pipeline:
             x = diffusion.noise(seed, 1, latent_shape)  # [1, t, h, w, C]
             refine = tuple((diffusion.noise(seed, 1, s), sh, strength) for s, sh in larger)
             return sample_video(nnx.merge(dit_def, dit_state), nnx.merge(ae_def, ae_state), x,
-                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0, refine)
+                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0, refine, scale)
 
         names = [jax.tree_util.keystr(path) for path, _ in leaves]
         return function, names, [np.asarray(v) for _, v in leaves]
@@ -244,7 +248,7 @@ class Pipeline:
     def _sample(self, prompts, shape, seed, steps, guidance, frames=None, start=1.0, init=None) -> np.ndarray:
         """The shared sampling path: noise (or `init` noised to `start`), guidance over the text, the
         given `frames`, decode; prompts padded to the mesh's batch shards and trimmed after."""
-        steps, guidance, ((latent_shape, shift), *larger) = self._settings(
+        steps, guidance, ((latent_shape, shift), *larger), scale = self._settings(
             len(prompts), shape, steps, guidance, refine=frames is None and init is None)
         seed = validate.integer("seed", seed, 0, 2**32 - 1)
         count = len(prompts)
@@ -262,28 +266,31 @@ class Pipeline:
         strength = refine_strength(self.cfg)
         if self.mesh is None:
             refine = tuple((n, sh, strength) for n, (_, sh) in zip(noises, larger))
-            video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine)
+            video = _sample(self.dit, self.ae, x, cond, null_text, null_mask, steps, guidance, shift, start, refine,
+                            scale)
         else:  # the prompts split over the batch axes; the empty caption whole on every device
             on_batch = lambda a: jax.device_put(a, sharding.batch_sharding(self.mesh, a.ndim))  # noqa: E731
             everywhere = lambda a: jax.device_put(a, NamedSharding(self.mesh, PartitionSpec()))  # noqa: E731
             refine = tuple((on_batch(n), sh, strength) for n, (_, sh) in zip(noises, larger))
             with jax.set_mesh(self.mesh):  # the DiT's activation constraints read it
                 video = _sample(self.dit, self.ae, on_batch(x), jax.tree.map(on_batch, cond), everywhere(null_text),
-                                everywhere(null_mask), steps, guidance, shift, start, refine)
+                                everywhere(null_mask), steps, guidance, shift, start, refine, scale)
         return from_sampler(np.asarray(video)[:count])
 
     def _settings(self, count, shape, steps, guidance, refine=True):
-        """(steps, guidance, stages) of sampling `count` videos of `shape`, each checked, defaults
-        from the config; guidance 1 is None. `stages`: the (latent shape, time shift) of each size
-        sampled, smallest first (sizing.sampling_sizes; without `refine`, `shape`'s alone)."""
+        """(steps, guidance, stages, scale) of sampling `count` videos of `shape`, each checked,
+        defaults from the config; guidance 1 is None. `stages`: the (latent shape, time shift) of
+        each size sampled, smallest first (sizing.sampling_sizes; without `refine`, `shape`'s
+        alone); the last is `scale` times `shape`'s height and width."""
         steps = validate.integer("steps", self.cfg.sample.steps if steps is None else steps, *SAMPLE_BOUNDS["steps"])
         guidance = validate.number("guidance", self.cfg.sample.guidance if guidance is None else guidance,
                                    *SAMPLE_BOUNDS["guidance"])
         latent_grid(self.cfg, *shape)
-        admit(self.cfg, count, shape, self.mesh)
-        guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
         sizes = sampling_sizes(self.cfg, *shape) if refine else [shape]
-        return steps, guidance, [(latent_grid(self.cfg, *s), sampling_shift(self.cfg, *s)) for s in sizes]
+        admit(self.cfg, count, sizes[-1], self.mesh)
+        guidance = None if guidance == 1 else guidance  # the same velocity, half the forward passes
+        stages = [(latent_grid(self.cfg, *s), sampling_shift(self.cfg, *s)) for s in sizes]
+        return steps, guidance, stages, sizes[-1][1] // shape[1]
 
 
 def _resize(frames: np.ndarray, height, width) -> np.ndarray:

@@ -17,8 +17,8 @@ from sora_lite.dit import PRECISIONS, SIZES
 # (pipeline.py; `shift` by grid_shift below), and before a training run starts
 # (training.SETTINGS), whose samples use them too.
 SAMPLE_BOUNDS = {"steps": (1, 1000), "guidance": (0, None), "shift": (1e-3, None), "refine_above": (0, None),
-                 "refine_strength": (1e-3, 1)}
-INTEGER_SETTINGS = ("steps", "refine_above")
+                 "refine_strength": (1e-3, 1), "supersample_below": (0, None)}
+INTEGER_SETTINGS = ("steps", "refine_above", "supersample_below")
 
 
 def latent_grid(cfg: ConfigDict, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -51,10 +51,15 @@ def grid_shift(cfg: ConfigDict, resolution: float) -> float:
 
 
 def sampling_sizes(cfg: ConfigDict, num_frames: int, height: int, width: int) -> list[tuple[int, int, int]]:
-    """The sizes text-to-video samples at, smallest first: while a frame has more than
-    `sample.refine_above` pixels (0: never) and half its height and width still fit the model,
-    the layout and motion are first sampled at that half, and each larger size refines the one
-    before (pipeline.sample_video). Checkpoints written before that key sample in one go."""
+    """The sizes text-to-video samples at, smallest first. An image (one frame) of fewer than
+    `sample.supersample_below` pixels (0: none) is made at twice its height and width and
+    averaged down (pipeline.sample_video): its shape is judged on one frame, drawn by a few
+    tokens at a small size. While a frame has more than `sample.refine_above` pixels (0: never)
+    and half its height and width still fit the model, the layout and motion are first sampled
+    at that half, and each larger size refines the one before. Checkpoints written before these
+    keys sample at the size asked, in one go."""
+    if num_frames == 1 and height * width < _setting(cfg, "supersample_below", 0):
+        height, width = 2 * height, 2 * width
     limit = _setting(cfg, "refine_above", 0)
     sizes = [(num_frames, height, width)]
     while limit and height * width > limit:

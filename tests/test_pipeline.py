@@ -59,16 +59,21 @@ def test_sample_shift_warps_the_grid_and_old_checkpoints_sample_without_it(tiny_
         pipe.generate(PROMPTS[:1], steps=2, seed=0)
 
 
-def test_sampling_sizes_halve_the_frame_while_it_is_above_the_limit():
+def test_sampling_sizes_halve_a_large_frame_and_double_a_small_image():
     from configs import shapes
 
-    cfg = shapes.get_config()  # refine_above 2304: 48x48 frames sample in one go
+    cfg = shapes.get_config()  # refine_above and supersample_below 2304: 48x48 frames sample in one go
     assert sizing.sampling_sizes(cfg, 17, 48, 48) == [(17, 48, 48)]
+    assert sizing.sampling_sizes(cfg, 17, 32, 32) == [(17, 32, 32)]  # videos: at the size asked
+    assert sizing.sampling_sizes(cfg, 1, 32, 32) == [(1, 32, 32), (1, 64, 64)]  # made at 64x64, via 32x32
+    assert sizing.sampling_sizes(cfg, 1, 16, 24) == [(1, 32, 48)]
+    assert sizing.sampling_sizes(cfg, 1, 48, 48) == [(1, 48, 48)]
     assert sizing.sampling_sizes(cfg, 17, 64, 64) == [(17, 32, 32), (17, 64, 64)]
     assert sizing.sampling_sizes(cfg, 1, 128, 256) == [(1, 32, 64), (1, 64, 128), (1, 128, 256)]
     assert sizing.sampling_sizes(cfg, 17, 64, 72) == [(17, 64, 72)]  # 36 is no multiple of 8
-    cfg.sample.refine_above = 0
+    cfg.sample.update(refine_above=0, supersample_below=0)
     assert sizing.sampling_sizes(cfg, 17, 128, 128) == [(17, 128, 128)]
+    assert sizing.sampling_sizes(cfg, 1, 32, 32) == [(1, 32, 32)]
 
 
 def test_a_refined_size_is_the_programs_video_and_drawn_over_at_strength_one(tiny_run, pipe, tmp_path):
@@ -94,6 +99,27 @@ def test_a_refined_size_is_the_programs_video_and_drawn_over_at_strength_one(tin
     refining.cfg.sample.refine_strength = 1.0
     drawn_over = refining.generate(PROMPTS, 5, 16, 16, seed=0)
     assert np.abs(drawn_over.astype(int) - one_go.astype(int)).max() <= 1
+
+
+def test_a_small_image_is_made_at_twice_its_size_and_averaged_down(tiny_run, pipe, tmp_path):
+    """The tiny model exported to supersample images under 16x16: an 8x8 image is the 16x16 one
+    of the same seed, averaged over 2x2 pixels, in the Pipeline and in the saved program;
+    videos are sampled at the size asked."""
+    from ml_collections import ConfigDict
+
+    from sora_lite import checkpoint, programs
+
+    out = str(tmp_path / "supersampling")
+    checkpoint.export(checkpoint.directory(tiny_run["dit_dir"]), out,
+                      ConfigDict(dict(pipe.cfg.sample, supersample_below=16 * 16)))
+    supersampling = Pipeline.from_pretrained(out)
+    image = supersampling.generate(PROMPTS, 1, 8, 8, seed=0)  # [B, 1, 8, 8, 3]
+    averaged = pipe.generate(PROMPTS, 1, 16, 16, seed=0).reshape(2, 1, 8, 2, 8, 2, 3).mean((3, 5))
+    assert image.shape == (2, 1, 8, 8, 3) and np.abs(image - averaged).max() <= 1  # uint8 rounding apart
+    assert np.abs(image.astype(int) - pipe.generate(PROMPTS, 1, 8, 8, seed=0)).mean() > 5
+    program, _ = programs.generate(out, PROMPTS[0], num_frames=1, height=8, width=8, seed=0)
+    np.testing.assert_array_equal(program, image[:1])
+    np.testing.assert_array_equal(supersampling.generate(PROMPTS, 5, 8, 8, seed=0), pipe.generate(PROMPTS, 5, 8, 8, seed=0))
 
 
 def test_a_refined_video_keeps_the_half_sizes_layout():
