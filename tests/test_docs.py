@@ -226,7 +226,7 @@ def test_config_mistakes_in_a_script_are_one_line(tiny_run, data_dir, tmp_path, 
     ("diffusion.motion_weight", -1.0, "diffusion.motion_weight must be a number >= 0; got -1.0"),
     ("sample.refine_above", -1, "sample.refine_above must be an integer >= 0; got -1"),
     ("sample.refine_strength", 0.0, "sample.refine_strength must be a number between 0.001 and 1; got 0.0"),
-    ("sample.supersample_below", 0.5, "sample.supersample_below must be an integer >= 0; got 0.5"),
+    ("sample.supersample_below", -2, "sample.supersample_below must be an integer >= 0; got -2"),
 ])
 def test_config_mistakes_fail_before_training(tiny_run, data_dir, tmp_path, key, value, message):
     from conftest import tiny_config

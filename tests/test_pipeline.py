@@ -66,7 +66,7 @@ def test_sampling_sizes_halve_a_large_frame_and_double_a_small_image():
     assert sizing.sampling_sizes(cfg, 17, 48, 48) == [(17, 48, 48)]
     assert sizing.sampling_sizes(cfg, 17, 32, 32) == [(17, 32, 32)]  # videos: at the size asked
     assert sizing.sampling_sizes(cfg, 1, 32, 32) == [(1, 32, 32), (1, 64, 64)]  # made at 64x64, via 32x32
-    assert sizing.sampling_sizes(cfg, 1, 16, 24) == [(1, 32, 48)]
+    assert sizing.sampling_sizes(cfg, 1, 16, 24) == [(1, 32, 48), (1, 64, 96)]  # averaged 4x4 pixels
     assert sizing.sampling_sizes(cfg, 1, 48, 48) == [(1, 48, 48)]
     assert sizing.sampling_sizes(cfg, 17, 64, 64) == [(17, 32, 32), (17, 64, 64)]
     assert sizing.sampling_sizes(cfg, 1, 128, 256) == [(1, 32, 64), (1, 64, 128), (1, 128, 256)]
