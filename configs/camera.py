@@ -20,7 +20,10 @@ python scripts/train.py --config configs/camera.py --workdir runs/camera_v7 --co
 The shipped v10 runs it once more from v7 with each attribute also alone in a quarter of the
 captions ("the camera pans left", "the cat"), so the words of a held-out pair are learnt apart:
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v10 --config.train.init_from=runs/camera_v7 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1
-python scripts/export.py --workdir runs/camera_v10 --out sora_lite/assets/camera/checkpoints
+The shipped v13 runs that command once more from v10, the DiT now also given each token's
+place on the canvas (zero-initialised), about which zooms and rotations turn:
+python scripts/train.py --config configs/camera.py --workdir runs/camera_v13 --config.train.init_from=runs/camera_v10 --config.train.lr=3e-4 --config.train.steps=6000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1
+python scripts/export.py --workdir runs/camera_v13 --out sora_lite/assets/camera/checkpoints
 Wall times and figures: sora_lite/assets/camera/MODEL_CARD.md.
 """
 
