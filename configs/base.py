@@ -66,7 +66,8 @@ def get_config() -> ConfigDict:
     # refine_above: frames of more pixels than this are sampled first at half the height and width
     # (again while above it), then refined from that video noised to time `refine_strength`
     # (sizing.sampling_sizes; 0: always in one go). supersample_below: images (one frame) of fewer
-    # pixels than this are made at twice the height and width and averaged down (0: never).
+    # pixels than this are made at twice the height and width (again while below) and averaged
+    # down (0: never).
     # Text-to-video only.
     c.sample = ConfigDict(dict(steps=25, guidance=4.0, edit_strength=0.6, shift=1.0, refine_above=0,
                                refine_strength=0.5, supersample_below=0))

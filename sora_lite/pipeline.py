@@ -137,7 +137,8 @@ class Pipeline:
             x = diffusion.noise(seed, 1, latent_shape)  # [1, t, h, w, C]
             refine = tuple((diffusion.noise(seed, 1, s), sh, strength) for s, sh in larger)
             return sample_video(nnx.merge(dit_def, dit_state), nnx.merge(ae_def, ae_state), x,
-                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0, refine, scale)
+                                Condition(text, mask, None), null_text, null_mask, steps, guidance, shift, 1.0, refine,
+                                scale)
 
         names = [jax.tree_util.keystr(path) for path, _ in leaves]
         return function, names, [np.asarray(v) for _, v in leaves]

@@ -54,11 +54,12 @@ def sampling_sizes(cfg: ConfigDict, num_frames: int, height: int, width: int) ->
     """The sizes text-to-video samples at, smallest first. An image (one frame) of fewer than
     `sample.supersample_below` pixels (0: none) is made at twice its height and width (again
     while still below) and averaged down (pipeline.sample_video): its shape is judged on one
-    frame, drawn by a few tokens at a small size. While a frame has more than `sample.refine_above` pixels (0: never)
-    and half its height and width still fit the model, the layout and motion are first sampled
-    at that half, and each larger size refines the one before. Checkpoints written before these
-    keys sample at the size asked, in one go."""
-    while num_frames == 1 and height * width < _setting(cfg, "supersample_below", 0):
+    frame, drawn by a few tokens at a small size. While a frame has more than
+    `sample.refine_above` pixels (0: never) and half its height and width still fit the model,
+    the layout and motion are first sampled at that half, and each larger size refines the one
+    before. Checkpoints written before these keys sample at the size asked, in one go."""
+    below = _setting(cfg, "supersample_below", 0)
+    while num_frames == 1 and height * width < below:
         height, width = 2 * height, 2 * width
     limit = _setting(cfg, "refine_above", 0)
     sizes = [(num_frames, height, width)]

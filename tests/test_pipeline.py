@@ -119,7 +119,8 @@ def test_a_small_image_is_made_at_twice_its_size_and_averaged_down(tiny_run, pip
     assert np.abs(image.astype(int) - pipe.generate(PROMPTS, 1, 8, 8, seed=0)).mean() > 5
     program, _ = programs.generate(out, PROMPTS[0], num_frames=1, height=8, width=8, seed=0)
     np.testing.assert_array_equal(program, image[:1])
-    np.testing.assert_array_equal(supersampling.generate(PROMPTS, 5, 8, 8, seed=0), pipe.generate(PROMPTS, 5, 8, 8, seed=0))
+    np.testing.assert_array_equal(supersampling.generate(PROMPTS, 5, 8, 8, seed=0),
+                                  pipe.generate(PROMPTS, 5, 8, 8, seed=0))
 
 
 def test_a_refined_video_keeps_the_half_sizes_layout():
