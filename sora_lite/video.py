@@ -1,15 +1,15 @@
 """Writing and reading video files with PyAV (FFmpeg inside the wheel): .mp4 (H.264) and .gif,
-and .png for a 1-frame video (an image); any file FFmpeg decodes read upright, as a player
-shows it, and `decode`: resampled to a frame rate and fitted to a size as it decodes."""
+and .png for a 1-frame video (an image); any file FFmpeg decodes read as a player shows it
+(upright, at its display aspect ratio), and `decode`: resampled to a frame rate and fitted to
+a size as it decodes."""
 
 import contextlib
 import math
 import os
+from fractions import Fraction
 
 import av
 import numpy as np
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 def to_model(video_uint8: np.ndarray) -> np.ndarray:
@@ -71,7 +71,7 @@ def read(path: str) -> np.ndarray:
         raise FileNotFoundError(f"no such file: {path}")
     try:
         with _readable(), av.open(path) as f:
-            frames = [upright(frame) for frame in f.decode(video=0)]
+            frames = [upright(frame, _pixel_aspect(f)) for frame in f.decode(video=0)]
         if not frames:
             raise ValueError("holds no frames")
     except ValueError as e:
@@ -79,14 +79,30 @@ def read(path: str) -> np.ndarray:
     return np.stack(frames)
 
 
-def upright(frame: av.VideoFrame) -> np.ndarray:
-    """uint8 [H, W, 3]: a decoded frame's pixels turned as its display matrix says (a phone
-    video's rotation, a photo's EXIF orientation)."""
-    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=_quarter_turns(frame)))
+def upright(frame: av.VideoFrame, aspect: Fraction = Fraction(1)) -> np.ndarray:
+    """uint8 [H, W, 3]: a decoded frame's pixels made square (an anamorphic video's pixels are
+    `aspect` times as wide as tall: DV, DVD, some cameras) and turned as its display matrix says
+    (a phone video's rotation, a photo's EXIF orientation)."""
+    width = _square_width(frame.width, aspect)
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=frame.height, interpolation="AREA")
+    return np.ascontiguousarray(np.rot90(rgb, k=_quarter_turns(frame)))
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4  # PyAV gives the counterclockwise angle
+
+
+def _pixel_aspect(container) -> Fraction:
+    """Width / height of the first video stream's pixels: the container's sample aspect ratio,
+    else the codec's, else square (FFmpeg's own order; None or 0 is unknown)."""
+    if not container.streams.video:
+        return Fraction(1)  # decoding says what is wrong
+    stream = container.streams.video[0]
+    return stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or Fraction(1)
+
+
+def _square_width(width: int, aspect: Fraction) -> int:
+    return max(1, round(width * aspect))
 
 
 def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -97,9 +113,10 @@ def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.nda
     (what is wrong, without the path) for a file PyAV cannot decode."""
     frames, last, pixels = [], None, None
     with _readable():
-        for frame in _shown(path, fps):
+        for frame, aspect in _shown(path, fps):
             if frame is not last:  # a frame shown at several times is converted (and fitted) once
-                pixels = upright(frame) if size is None else fit(upright(frame)[None], *size)[0]
+                pixels = upright(frame, aspect)
+                pixels = pixels if size is None else fit(pixels[None], *size)[0]
                 last = frame
             frames.append(pixels)
     if not frames:
@@ -111,12 +128,12 @@ def probe(path: str, fps: float) -> tuple[int, int, int]:
     """(N, H, W) of what `decode` gives, converting no frames; the same ValueErrors."""
     n, frame = 0, None
     with _readable():
-        for n, frame in enumerate(_shown(path, fps), 1):
+        for n, (frame, aspect) in enumerate(_shown(path, fps), 1):
             pass
     if not n:
         raise ValueError("holds no frames")
-    turned = _quarter_turns(frame) % 2
-    return n, (frame.width if turned else frame.height), (frame.height if turned else frame.width)
+    height, width = frame.height, _square_width(frame.width, aspect)
+    return (n, width, height) if _quarter_turns(frame) % 2 else (n, height, width)
 
 
 @contextlib.contextmanager
@@ -130,27 +147,26 @@ def _readable():
 
 
 def _shown(path: str, fps: float):
-    """The decoded frame shown at each time k / fps from the file's first frame, while decoding:
-    a frame is shown from its time until the next frame's, and the last one for the mean frame
-    interval (a frame shown at several times is yielded each time). An image, or a one-frame
-    video, gives its frame once."""
+    """(frame, pixel aspect) of the decoded frame shown at each time k / fps from the file's first
+    frame, while decoding: a frame is shown from its time until the next frame's, and the last
+    one for the mean frame interval (a frame shown at several times is yielded each time). An
+    image, or a one-frame video, gives its frame once."""
     with av.open(path) as container:
+        aspect = _pixel_aspect(container)
         held = None  # the newest frame
         count, k, t0, t = 0, 0, 0.0, 0.0  # frames seen, the next time's index, first and newest times
         for frame in container.decode(video=0):
             t = frame.time if frame.time is not None else count / fps
             t0 = t if count == 0 else t0
             while held is not None and t0 + k / fps + 1e-6 < t:  # times before this frame show the held one
-                yield held
+                yield held, aspect
                 k += 1
             held, count = frame, count + 1
-            if path.lower().endswith(IMAGE_EXTENSIONS):
-                break
         if held is None:
             return
         duration = (t - t0) * count / max(count - 1, 1)  # the last frame lasts one interval too
         for _ in range(k, max(math.floor(duration * fps + 1e-6), 1)):  # one frame: shown once
-            yield held
+            yield held, aspect
 
 
 def fit(frames: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -5,6 +5,7 @@ import functools
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import av
 import jax
@@ -100,6 +101,43 @@ def test_rotated_phone_videos_and_photos_are_read_upright(tmp_path):
     np.testing.assert_array_equal(video.read(str(tmp_path / "photo.jpg")), image)  # the CLI's input files too
     assert video.probe(path, 8) == (12, 48, 32)
     assert V.nearest_entries(ENTRIES, 48, 32, image=False) == [Entry(5, 24, 16)]
+
+
+def test_anamorphic_videos_are_read_at_their_display_aspect_ratio(tmp_path):
+    """Pixels twice as wide as tall (a sample aspect ratio of 2, as DV and DVD store wide
+    video): 32x32 stored pixels show as 32x64, and go to the wide shape."""
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[:, :8] = (255, 0, 0)  # the left quarter red
+    path = str(tmp_path / "anamorphic.mp4")
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        for _ in range(12):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert video.probe(path, 8) == (12, 32, 64)
+    frames = video.decode(path, 8)
+    red = (frames[..., 0] > 150) & (frames[..., 1] < 100)
+    assert frames.shape == (12, 32, 64, 3) and red[:, :, :14].all() and not red[:, :, 18:].any()
+    np.testing.assert_array_equal(video.read(path), frames)
+    assert V.nearest_entries(ENTRIES, 32, 64, image=False) == [Entry(9, 16, 24)]
+
+
+def test_an_animated_png_is_a_video_and_a_still_one_an_image(tmp_path):
+    frames = np.zeros((12, 16, 24, 3), np.uint8)
+    frames[:, :, :, 0] = np.arange(12)[:, None, None] * 20  # redder every frame
+    path = str(tmp_path / "moving.png")
+    with av.open(path, "w", format="apng") as container:
+        stream = container.add_stream("apng", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 24, 16, "rgb24"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert video.probe(path, 8) == (12, 16, 24)
+    np.testing.assert_array_equal(video.decode(path, 8), frames)
+    video.write(str(tmp_path / "still.png"), frames[:1])
+    assert video.probe(str(tmp_path / "still.png"), 8) == (1, 16, 24)
 
 
 def test_a_file_with_sound_alone_is_named_as_such(tmp_path):

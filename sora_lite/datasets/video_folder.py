@@ -5,11 +5,12 @@ builder stored like Moving Shapes (array_record, read with grain, no TensorFlow)
       captions.csv      path,caption        (or captions.jsonl: {"path": ..., "caption": ...})
       walk.mp4, sunset.gif, cat.png, ...
 
-`scan` probes every listed file once (`video.probe`: upright as a player shows it, a video's
-frames resampled to the target frame rate as they decode; an image, PNG or JPEG, is a
-1-frame clip). Each file goes to the mixture entries (`shapes.py`) nearest its aspect ratio:
-videos to the video entries, images to the image entries. A video gives as many non-overlapping clips of an entry's frame count as it holds;
-frames are resized to cover the entry's size and centre-cropped. A file that is missing,
+`scan` probes every listed file once (`video.probe`: as a player shows it, upright and at its
+display aspect ratio, a video's frames resampled to the target frame rate as they decode; a
+file of one frame, a PNG, JPEG or WebP photo, is an image: a 1-frame clip). Each file goes to
+the mixture entries (`shapes.py`) nearest its aspect ratio: videos to the video entries,
+images to the image entries. A video gives as many non-overlapping clips of an entry's frame
+count as it holds; frames are resized to cover the entry's size and centre-cropped. A file that is missing,
 unreadable, not a video, or too short for every entry is skipped with one warning line
 naming it, and counted in the summary; nothing else stops. One file in ten (by a hash of its
 path) is validation, the rest train: the split never depends on the folder's other files.
