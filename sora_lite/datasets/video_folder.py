@@ -16,9 +16,11 @@ naming it, and counted in the summary; nothing else stops. One file in ten (by a
 path) is validation, the rest train: the split never depends on the folder's other files.
 """
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -223,8 +225,10 @@ def builder(data_dir: str, folder: str, entry: Entry, entries: list[Entry], fps:
         all_entries=tuple((e.frames, e.height, e.width, e.weight) for e in entries))
     b = VideoFolder(config=config, data_dir=data_dir, file_format="array_record")
     tfds.disable_progress_bar()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tfds's chatter; `prepare` reports the folder itself
+    # tfds's chatter ("Downloading and preparing dataset Unknown size ..." on stdout, warnings):
+    # `prepare` reports the folder itself.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
         b.download_and_prepare()
     return b
 
