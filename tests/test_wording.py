@@ -34,6 +34,26 @@ def test_modifiers_that_read_as_nothing_known_are_left_out_and_from_to_reads_as_
     assert vocabulary.rewrite("a red sphere moving left") == "a red sphere moving left"
 
 
+def test_a_cinematographers_camera_moves_read_as_the_captions_moves():
+    camera = wording.Vocabulary(["the camera pans up over the cat", "cat, camera pans left", "rocket, camera zooms out",
+                                 "the camera zooms in over the cat", "a shot of the cat as the camera rotates clockwise",
+                                 "cat, camera rotates counterclockwise"])
+    assert camera.rewrite("the camera tilts up over the cat") == "the camera pans up over the cat"
+    assert camera.rewrite("the camera trucks left over the cat") == "the camera pans left over the cat"
+    assert camera.rewrite("the camera cranes upward over the cat") == "the camera pans up over the cat"
+    assert camera.rewrite("the camera pushes in on the cat") == "the camera zooms in on the cat"
+    assert camera.rewrite("the camera pulls back from the rocket") == "the camera zooms out from the rocket"
+    assert camera.rewrite("the camera dollies out over the rocket") == "the camera zooms out over the rocket"
+    assert camera.rewrite("the camera rolls anticlockwise") == "the camera rotates counterclockwise"
+    assert camera.rewrite("the camera turns counter-clockwise") == "the camera rotates counterclockwise"
+    assert camera.rewrite("the camera tilts in over the cat") == "the camera tilts in over the cat"  # no such move
+    # A model whose captions name no camera moves keeps these words for the word-by-word reading.
+    shapes = wording.Vocabulary(CAPTIONS)
+    for prompt in ("a red ball moving left", "a red ball turning clockwise"):
+        assert wording.CAMERA_MOVE.sub(shapes.camera_move, prompt) == prompt
+    assert shapes.rewrite("a red ball moving left") == "a red ball moving left"
+
+
 def test_known_words_and_words_wordnet_does_not_relate_pass_as_written():
     vocabulary = wording.Vocabulary(CAPTIONS)
     for prompt in ("a red ball moving left", "a blue zorblax", "a red ball departs"):
