@@ -50,8 +50,8 @@ FROM_TO = re.compile(r"\bfrom (?:the )?(left|right|top|bottom)(?: side| edge)? t
 CAMERA_VERBS = {"pan": ("pan", "tilt", "crane", "boom", "truck", "track", "crab", "doll", "mov"),
                 "zoom": ("zoom", "push", "pull", "doll", "track", "mov"),
                 "rotat": ("rotat", "roll", "turn", "twist", "spin", "spun")}
-CAMERA_MOVE = re.compile(r"\b((?:" + "|".join({v for vs in CAMERA_VERBS.values() for v in vs}) + r")\w*) "
-                         r"(up|down|left|right|in|out|back|away|forwards?|backwards?|closer|clockwise|"
+CAMERA_MOVE = re.compile(r"\b((?:" + "|".join(sorted({v for vs in CAMERA_VERBS.values() for v in vs})) + r")\w*) "
+                         r"(?:to(?:wards?)? the )?(up|down|left|right|in|out|back|away|forwards?|backwards?|closer|clockwise|"
                          r"counterclockwise|counter-clockwise|anticlockwise|anti-clockwise)(?:wards?)?\b",
                          re.IGNORECASE)
 CAMERA_DIRECTION = {"back": "out", "away": "out", "backward": "out", "backwards": "out", "forward": "in",

@@ -40,6 +40,7 @@ def test_a_cinematographers_camera_moves_read_as_the_captions_moves():
                                  "cat, camera rotates counterclockwise"])
     assert camera.rewrite("the camera tilts up over the cat") == "the camera pans up over the cat"
     assert camera.rewrite("the camera trucks left over the cat") == "the camera pans left over the cat"
+    assert camera.rewrite("the camera pans to the left over the cat") == "the camera pans left over the cat"
     assert camera.rewrite("the camera cranes upward over the cat") == "the camera pans up over the cat"
     assert camera.rewrite("the camera pushes in on the cat") == "the camera zooms in on the cat"
     assert camera.rewrite("the camera pulls back from the rocket") == "the camera zooms out from the rocket"
