@@ -51,9 +51,9 @@ CAMERA_VERBS = {"pan": ("pan", "tilt", "crane", "boom", "truck", "track", "crab"
                 "zoom": ("zoom", "push", "pull", "doll", "track", "mov"),
                 "rotat": ("rotat", "roll", "turn", "twist", "spin", "spun")}
 CAMERA_MOVE = re.compile(r"\b((?:" + "|".join(sorted({v for vs in CAMERA_VERBS.values() for v in vs})) + r")\w*) "
-                         r"(?:to(?:wards?)? the )?(up|down|left|right|in|out|back|away|forwards?|backwards?|closer|clockwise|"
-                         r"counterclockwise|counter-clockwise|anticlockwise|anti-clockwise)(?:wards?)?\b",
-                         re.IGNORECASE)
+                         r"(?:to(?:wards?)? the )?(up|down|left|right|in|out|back|away|forwards?|backwards?|"
+                         r"closer|clockwise|counterclockwise|counter-clockwise|anticlockwise|anti-clockwise)"
+                         r"(?:wards?)?\b", re.IGNORECASE)
 CAMERA_DIRECTION = {"back": "out", "away": "out", "backward": "out", "backwards": "out", "forward": "in",
                     "forwards": "in", "closer": "in", "counter-clockwise": "counterclockwise",
                     "anticlockwise": "counterclockwise", "anti-clockwise": "counterclockwise"}
@@ -246,7 +246,8 @@ class Vocabulary:
         moves), or the verb does not make that move ("tilts in")."""
         verb, direction = (m.lower() for m in match.group(1, 2))
         direction = CAMERA_DIRECTION.get(direction, direction)
-        move = "pan" if direction in ("up", "down", "left", "right") else "zoom" if direction in ("in", "out") else "rotat"
+        move = ("pan" if direction in ("up", "down", "left", "right") else
+                "zoom" if direction in ("in", "out") else "rotat")
         if not verb.startswith(CAMERA_VERBS[move]):
             return match.group()
         counts = {}
