@@ -254,8 +254,10 @@ class Vocabulary:
         for c in self.captions:
             for said in re.findall(rf"\b({move}\w*) {direction}\b", c.lower()):
                 counts[said] = counts.get(said, 0) + 1
-        fitting = [said for said in counts if _fits(said, verb)]
-        return f"{max(fitting or counts, key=counts.get)} {direction}" if counts else match.group()
+        if not counts:
+            return match.group()
+        fitting = [verb] if verb in counts else [said for said in counts if _fits(said, verb)]
+        return f"{max(fitting or counts, key=counts.get)} {direction}"
 
     def rewrite(self, prompt: str) -> str:
         """`prompt` with each word the model does not know replaced by its nearest known one,
