@@ -69,9 +69,11 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = "configs/tiny.py"
         elif arg.startswith("--config.dit.size="):
             arg = "--config.dit.size=tiny"
-        elif re.match(r"--config\.(train|ae_train)\.(steps|decoder_steps)=", arg):  # the tiny config's own
+        elif re.match(r"--config\.((train|ae_train)\.(steps|decoder_steps)|data\.train_size)=", arg):  # tiny's own
             continue
         elif arg.startswith("--config.data.mixture="):
+            if "configs/camera.py" in argv:  # set with the config above
+                continue
             arg = "--config.data.mixture=5x16x16"
         elif prev in TINY_FLAGS:
             arg = "5x16x16" if prev == "--shapes" and "camera" in command else TINY_FLAGS[prev]  # moves need frames
