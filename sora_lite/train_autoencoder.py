@@ -111,6 +111,7 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         kind, init_cfg, init_arrays = checkpoint.load_arrays(checkpoint.directory(ac.init_from), ("autoencoder", "dit"))
         cfg = ConfigDict(cfg.to_dict())
         cfg.ae = init_cfg.ae
+    training.check_same_run(cfg, "autoencoder", workdir)  # a DiT's workdir, or another run's
     total = ac.steps + ac.decoder_steps
     mesh = sharding.make_mesh(cfg.mesh, devices)
     model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
@@ -123,7 +124,6 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     mngr = checkpoint.manager(ckpt_dir, cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
-        checkpoint.read_config(ckpt_dir, "autoencoder")  # a DiT workdir is not resumed as an autoencoder
         start, model_state, opt_state = checkpoint.restore(
             ckpt_dir, checkpoint.abstract_state(model), {k: checkpoint.abstract_state(o) for k, o in opts.items()})
         checkpoint.discard_newer(mngr, start)

@@ -205,6 +205,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     cfg = ConfigDict(cfg.to_dict())
     cfg.ae = ae.cfg  # the autoencoder's own architecture section: the DiT checkpoint rebuilds it
     entries = training.check_mixture(cfg)
+    training.check_same_run(cfg, "dit", workdir)  # an autoencoder's workdir, or another run's
     # A bad architecture key or trainable pattern fails now, not after encoding the data.
     training.check_trainable(nnx.eval_shape(lambda: build_dit(cfg)), tc.trainable)
     text_encoder = TextEncoder(cfg.text.max_len)
@@ -230,7 +231,6 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     mngr = checkpoint.manager(ckpt_dir, cfg.keep_checkpoints)
     start = 0
     if mngr.latest_step() is not None:
-        checkpoint.read_config(ckpt_dir, "dit")  # an autoencoder workdir is not resumed as a DiT
         start, saved_model, saved_train = checkpoint.restore(
             ckpt_dir, {"dit": checkpoint.abstract_state(ema), "ae": checkpoint.abstract_state(ae)},
             {"dit": checkpoint.abstract_state(model), "opt": checkpoint.abstract_state(opt),

@@ -23,7 +23,7 @@ from tensorboardX import SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary
 from tqdm import tqdm
 
-from sora_lite import captions, data, sharding, validate
+from sora_lite import captions, checkpoint, data, sharding, validate
 from sora_lite import video as video_io
 from sora_lite.flax_setup import nnx
 from sora_lite.sizing import INTEGER_SETTINGS, SAMPLE_BOUNDS, latent_grid
@@ -98,6 +98,46 @@ def check_settings(cfg: ConfigDict, section: str):
         check = validate.integer if kind == "int" else validate.number
         check(f"{section}.{key}", cfg[section][key], low, high)
     validate.integer("keep_checkpoints", cfg.keep_checkpoints, 1)
+
+
+# What a run trains on and how: a rerun that differs in one of these is another run, not this one
+# resumed. Its length, learning rate, logging, checkpointing, mesh and sampling may change.
+RUN_KEYS = {
+    "dit": ("seed", "data.name", "data.folder", "data.mixture", "data.train_size", "data.fps", "data.partial_captions",
+            "text", "dit", "diffusion", "train.batch_size", "train.conditions", "train.init_from", "train.autoencoder",
+            "train.trainable", "train.student_from", "train.distill_pairs"),
+    "autoencoder": ("seed", "data.name", "data.folder", "data.mixture", "data.train_size", "data.fps", "ae",
+                    "ae_train.batch_size", "ae_train.decoder_batch_size", "ae_train.kl_weight", "ae_train.init_from"),
+}
+
+
+def check_same_run(cfg: ConfigDict, kind: str, workdir: str):
+    """Before a run resumes from `workdir`'s newest checkpoint: a one-line error if that holds no
+    `kind` model, or another run (one of RUN_KEYS[kind] differs; keys a checkpoint predates are
+    not compared), which resuming would silently continue under the new command."""
+    directory = checkpoint.directory(workdir)
+    if not checkpoint.complete_steps(directory):
+        return
+    saved, step = checkpoint.read_config(directory, kind)
+    there, here = (_settings_of(c, RUN_KEYS[kind]) for c in (saved, cfg))
+    differ = [f"{k} {v!r} there, {here.get(k)!r} here" for k, v in there.items() if v != here.get(k)]
+    if differ:
+        raise ValueError(f"{workdir} holds another run, at step {step} ({'; '.join(differ[:3])}): rerun its "
+                         f"command to resume it, or give this one a new --workdir")
+
+
+def _settings_of(cfg: ConfigDict, keys, prefix: str = "") -> dict:
+    """{"section.key": value} of the settings under `keys` (a section gives each of its own)."""
+    out = {}
+    for key in keys:
+        node = cfg
+        for k in key.split("."):
+            node = node[k] if isinstance(node, ConfigDict) and k in node else None
+        if isinstance(node, ConfigDict):
+            out.update(_settings_of(node, list(node.keys()), f"{prefix}{key}."))
+        elif node is not None:
+            out[prefix + key] = json.loads(json.dumps(node))  # tuples as lists, as a saved config holds them
+    return out
 
 
 def trainable(pattern: str):

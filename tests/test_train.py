@@ -196,6 +196,28 @@ def test_rerun_resumes_from_the_last_step(tiny_run, tmp_path):
     assert _steps_on_disk(workdir)[-1] == old_steps + 2
 
 
+def test_a_rerun_that_trains_another_run_does_not_resume_the_old_one(tiny_run, tmp_path):
+    """Resuming continues the run a workdir holds; a command that would train something else
+    there (other data, another diffusion setting) is refused in one line, before any work."""
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    training.check_same_run(cfg, "dit", tiny_run["dit_dir"])  # the same command: it resumes
+    cfg.train.update(steps=100, lr=1e-5, log_every=7)  # longer, slower, logged otherwise: the same run
+    cfg.sample.steps = 9
+    training.check_same_run(cfg, "dit", tiny_run["dit_dir"])
+    cfg.data.mixture, cfg.diffusion.logit_mean = "5x16x16", 1.0
+    with pytest.raises(ValueError, match=r"/dit holds another run, at step 6 \(data\.mixture '5x16x16:3,1x16x32:1' there, "
+                                         r"'5x16x16' here; diffusion\.logit_mean 0\.0 there, 1\.0 here\): rerun its "
+                                         r"command to resume it, or give this one a new --workdir$"):
+        train_dit.train(cfg, tiny_run["dit_dir"], devices=ONE)
+    with pytest.raises(checkpoint.CheckpointError, match="holds an autoencoder"):
+        training.check_same_run(cfg, "dit", tiny_run["ae_dir"])
+    training.check_same_run(cfg, "dit", str(tmp_path / "new"))  # nothing there: a new run
+    ae_cfg = tiny_run["cfg"].copy_and_resolve_references()
+    ae_cfg.ae_train.kl_weight *= 10
+    with pytest.raises(ValueError, match=r"/ae holds another run, at step \d+ \(ae_train\.kl_weight"):
+        train_autoencoder.train_autoencoder(ae_cfg, tiny_run["ae_dir"], devices=ONE)
+
+
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoint(tiny_run, tmp_path):
     cfg = tiny_run["cfg"].copy_and_resolve_references()
     workdir = str(tmp_path / "dit")
