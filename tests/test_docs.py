@@ -92,8 +92,8 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
             if "camera" in value and prev != "--out":  # the camera model's own workdirs
                 name = "camera_" + name
-            if prev == "--workdir" and "init_from=" in command:  # a fine-tuning run's own
-                name += "_tuned"
+            if prev == "--workdir" and "init_from=" in command:  # a fine-tuning run's own, one per run
+                name += "_tuned_" + os.path.basename(value)
             if prev == "--out" and "checkpoints" in value:
                 name = "exported"
             arg = (key + "=" if key else "") + os.path.join(tmp, name)
