@@ -101,11 +101,12 @@ def check_settings(cfg: ConfigDict, section: str):
 
 
 # What a run trains on and how: a rerun that differs in one of these is another run, not this one
-# resumed. Its length, learning rate, logging, checkpointing, mesh and sampling may change.
+# resumed. Its length, learning rate, logging, checkpointing, and how it computes (mesh,
+# precision, remat) and samples may change.
 RUN_KEYS = {
     "dit": ("seed", "data.name", "data.folder", "data.mixture", "data.train_size", "data.fps", "data.partial_captions",
-            "text", "dit", "diffusion", "train.batch_size", "train.conditions", "train.init_from", "train.autoencoder",
-            "train.trainable", "train.student_from", "train.distill_pairs"),
+            "text", "dit.size", "dit.patch", "dit.canvas_position", "diffusion", "train.batch_size", "train.conditions",
+            "train.init_from", "train.autoencoder", "train.trainable", "train.student_from", "train.distill_pairs"),
     "autoencoder": ("seed", "data.name", "data.folder", "data.mixture", "data.train_size", "data.fps", "ae",
                     "ae_train.batch_size", "ae_train.decoder_batch_size", "ae_train.kl_weight", "ae_train.init_from"),
 }
