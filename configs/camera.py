@@ -41,7 +41,7 @@ def get_config():
     c.train.update(lr=5e-4, warmup=300, steps=5000, sample_every=2500)
     # Above 48x48 (the largest training frame) a clip samples at half its height and width, then
     # is refined at its own size: lightly, as the move is decided at the small size and a
-    # stronger refinement redraws it (17x64x64, v14, seed 0, seen: 16.1% in one go; refined
-    # at strength 0.5 39.3%, 0.3 58.9%, 0.15 76.8%).
+    # stronger refinement redraws it (17x64x64, seed 0, seen, v14's first, resumed run: 16.1%
+    # in one go; refined at strength 0.5 39.3%, 0.3 58.9%, 0.15 76.8%).
     c.sample.update(guidance=2.5, refine_above=48 * 48, refine_strength=0.15)
     return c
