@@ -106,7 +106,7 @@ def _square_width(width: int, aspect: Fraction) -> int:
 
 
 def decode(path: str, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 [N, H, W, 3], as a player shows the file (its rotation applied): an image as one
+    """uint8 [N, H, W, 3], as a player shows the file (turned, pixels square): an image as one
     frame, a video's frames resampled to `fps` (the frame shown at each time k / fps), each
     fitted to `size` (height, width) if given. Only those frames are kept, so a long HD video
     costs memory for the frames it gives, not for every frame it holds. A one-line ValueError

@@ -85,6 +85,8 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = f"{key}={os.path.join(tmp, name)}"
         elif arg.startswith("--config.train.student_from="):  # a student of the tiny run, distilled on a few pairs
             arg = f"--config.train.student_from={os.path.join(tmp, 'dit')} --config.train.distill_pairs=16"
+        elif prev == "--checkpoint" and arg in ("default", "distilled") and group(command) == "shipped_models":
+            pass  # a shipped model, as written
         elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
             # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting; a
             # fine-tuning run's own), outputs
