@@ -79,7 +79,7 @@ def read(path: str) -> np.ndarray:
     return np.stack(frames)
 
 
-def upright(frame: av.VideoFrame, aspect: Fraction = Fraction(1)) -> np.ndarray:
+def upright(frame: av.VideoFrame, aspect: Fraction) -> np.ndarray:
     """uint8 [H, W, 3]: a decoded frame's pixels made square (an anamorphic video's pixels are
     `aspect` times as wide as tall: DV, DVD, some cameras) and turned as its display matrix says
     (a phone video's rotation, a photo's EXIF orientation)."""

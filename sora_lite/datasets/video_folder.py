@@ -10,9 +10,9 @@ display aspect ratio, a video's frames resampled to the target frame rate as the
 file of one frame, a PNG, JPEG or WebP photo, is an image: a 1-frame clip). Each file goes to
 the mixture entries (`shapes.py`) nearest its aspect ratio: videos to the video entries,
 images to the image entries. A video gives as many non-overlapping clips of an entry's frame
-count as it holds; frames are resized to cover the entry's size and centre-cropped. A file that is missing,
-unreadable, not a video, or too short for every entry is skipped with one warning line
-naming it, and counted in the summary; nothing else stops. One file in ten (by a hash of its
+count as it holds; frames are resized to cover the entry's size and centre-cropped. A file
+that is missing, unreadable, not a video, or too short for every entry is skipped with one
+warning line naming it, and counted in the summary; nothing else stops. One file in ten (by a hash of its
 path) is validation, the rest train: the split never depends on the folder's other files.
 """
 
