@@ -26,10 +26,11 @@ python scripts/train.py --config configs/camera.py --workdir runs/camera_v13 --c
 v14 runs it once more from v13 on six shapes where v13 saw two (9 to 33 frames,
 frames up to 48x48, portrait too), and samples a larger frame at half its size first:
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v14 --config.train.init_from=runs/camera_v13 --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1 --config.data.mixture=17x32x32:3,17x32x48:2,17x48x32:1,9x32x32:1,33x32x32:1,17x48x48:1 --config.data.train_size=6000
-v15 runs that once more, from v14, and the shipped v16 once more, from v15:
+v15 runs that once more, from v14, v16 once more, from v15, and the shipped v17 once more, from v16:
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v15 --config.train.init_from=runs/camera_v14 --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1 --config.data.mixture=17x32x32:3,17x32x48:2,17x48x32:1,9x32x32:1,33x32x32:1,17x48x48:1 --config.data.train_size=6000
 python scripts/train.py --config configs/camera.py --workdir runs/camera_v16 --config.train.init_from=runs/camera_v15 --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1 --config.data.mixture=17x32x32:3,17x32x48:2,17x48x32:1,9x32x32:1,33x32x32:1,17x48x48:1 --config.data.train_size=6000
-python scripts/export.py --workdir runs/camera_v16 --out sora_lite/assets/camera/checkpoints --config configs/camera.py
+python scripts/train.py --config configs/camera.py --workdir runs/camera_v17 --config.train.init_from=runs/camera_v16 --config.train.lr=3e-4 --config.train.steps=4000 --config.train.sample_every=0 --config.diffusion.logit_mean=0.5 --config.diffusion.motion_weight=2.0 --config.train.conditions.none=0.5 --config.train.conditions.first_frame=0.5 --config.data.partial_captions=1 --config.data.mixture=17x32x32:3,17x32x48:2,17x48x32:1,9x32x32:1,33x32x32:1,17x48x48:1 --config.data.train_size=6000
+python scripts/export.py --workdir runs/camera_v17 --out sora_lite/assets/camera/checkpoints --config configs/camera.py
 Wall times and figures: sora_lite/assets/camera/MODEL_CARD.md.
 """
 
