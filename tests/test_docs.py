@@ -180,8 +180,10 @@ def run_group(name: str, data_dir: str, tmp_path, monkeypatch, capsys):
     assert commands, f"no documented command in group {name}"
     for command in commands:
         argv = shrink(command, str(tmp_path), data_dir)
-        key = tuple(sorted(a for i, a in enumerate(argv) if "--out" not in (a, argv[i - 1])))
-        if key in done:  # e.g. each config's own training command, once at tiny size; a benchmark's other --out
+        key = tuple(sorted(a for i, a in enumerate(argv) if "--out" not in (a, argv[i - 1])
+                           and not (argv[i - 1] == "--workdir" and "_tuned_" in a)))
+        if key in done:  # e.g. each config's own training command, once at tiny size; a benchmark's other
+            # --out; a fine-tuning command run once more from the version before, in its own workdir
             continue
         done.add(key)
         if argv[0] == "sora-lite":  # the entry point itself, in this process (no start-up per command)
