@@ -136,7 +136,7 @@ def attention(q, k, v, mask=None):
         heads_here = q.shape[2] // math.prod(mesh.shape[a] for a in _axes(spec[2]))
         if spec[1] is not None and heads_here % seq == 0:
             return jax.shard_map(_ulysses, in_specs=(spec,) * 3, out_specs=spec)(q, k, v)
-        return jax.nn.dot_product_attention(q, k, v)  # cuDNN's kernel takes no token-sharded inputs
+        return xla_attention(q, k, v)  # cuDNN's kernel takes no token-sharded inputs
     return _attend(q, k, v, mask)
 
 
@@ -147,8 +147,21 @@ def _ulysses(q, k, v):  # per device: [b, N / seq, k, Dh] -> [b, N, k / seq, Dh]
 
 
 def _attend(q, k, v, mask=None):
-    fused = mask is None and attention_kernel(q.dtype, q.shape[-1]) == "cudnn"
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="cudnn" if fused else None)
+    if mask is None and attention_kernel(q.dtype, q.shape[-1]) == "cudnn":
+        return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    return xla_attention(q, k, v, mask)
+
+
+def xla_attention(q, k, v, mask=None):  # q [B, N, K, Dh]; k, v [B, M, K, Dh]; mask [B, 1, 1, M]
+    """jax.nn.dot_product_attention's XLA path, written heads-major and with the softmax's row sums
+    as a product with ones (see dit.add_bias): on XLA:CPU the forward pass 8-10% faster, the train
+    step level or faster (BENCHMARKS.md). Scores and probabilities in float32, as there."""
+    bias = 0.0 if mask is None else jnp.where(mask, 0.0, jnp.finfo(jnp.float32).min)  # float32
+    q, k, v = (x.transpose(0, 2, 1, 3) for x in (q * q.shape[-1] ** -0.5, k, v))  # [B, K, N or M, Dh]
+    s = jnp.matmul(q, k.swapaxes(-1, -2), preferred_element_type=jnp.float32) + bias  # [B, K, N, M]
+    e = jnp.exp(s - jax.lax.stop_gradient(s.max(-1, keepdims=True)))
+    p = e / (e @ jnp.ones((e.shape[-1], 1), e.dtype))
+    return (p.astype(v.dtype) @ v).transpose(0, 2, 1, 3)  # [B, N, K, Dh]
 
 
 def attention_kernel(dtype, head_dim: int) -> str:

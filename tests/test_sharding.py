@@ -133,28 +133,42 @@ def test_ulysses_attention_matches_plain_attention():
     assert "all_to_all" not in jax.jit(sharding.attention).lower(q, k, v).as_text()
 
 
+def test_xla_attention_matches_jax_attention_and_its_gradients():
+    """sharding.xla_attention against jax.nn.dot_product_attention: self-attention, and
+    cross-attention with a key mask (one video's text all padding but its first token)."""
+    q, g = (jax.random.normal(jax.random.key(i), (3, 10, 2, 8)) for i in range(2))  # [B, N, K, Dh]
+    kv = jax.random.normal(jax.random.key(2), (3, 6, 2, 8))  # [B, M, K, Dh]
+    mask = jnp.array([[1, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool)[:, None, None, :]
+    for k, v, m in ((q, 2 * q, None), (kv, 3 * kv, mask)):
+        expected, expected_vjp = jax.vjp(lambda *a: jax.nn.dot_product_attention(*a, mask=m), q, k, v)
+        out, out_vjp = jax.vjp(lambda *a: sharding.xla_attention(*a, m), q, k, v)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+        for grad, expected_grad in zip(out_vjp(g), expected_vjp(g)):  # dq, dk, dv
+            np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-5)
+
+
 def test_attention_uses_cudnn_flash_attention_on_nvidia_gpus_where_it_applies(monkeypatch):
     """On a CUDA backend, 16-bit self-attention asks for cuDNN's fused kernel, also inside Ulysses'
-    shard_map; float32, a key mask, token-sharded inputs or CPUs get XLA's attention."""
+    shard_map; float32, a key mask, token-sharded inputs or CPUs get sharding.xla_attention."""
     calls = []
     monkeypatch.setattr(jax.nn, "dot_product_attention",
                         lambda q, k, v, mask=None, implementation=None: calls.append(implementation) or q)
     q = jnp.zeros((4, 8, 4, 16), jnp.bfloat16)  # [B, N, K, Dh]
     mask = jnp.ones((4, 1, 1, 8), bool)
     sharding.attention(q, q, q)
-    assert calls == [None]  # this CPU backend
+    assert calls == []  # this CPU backend: sharding.xla_attention
     cuda = type("Backend", (), {"platform_version": "cuda 12080"})()
     monkeypatch.setattr(jax.extend.backend, "get_backend", lambda: cuda)
     calls.clear()
     for x, m in ((q, None), (q.astype(jnp.float32), None), (q, mask), (jnp.zeros((4, 8, 4, 12), jnp.bfloat16), None)):
         sharding.attention(x, x, x, m)
-    assert calls == ["cudnn", None, None, None]
+    assert calls == ["cudnn"]
     calls.clear()
     with jax.set_mesh(mesh_of(fsdp=2, sequence=4)):
         jax.jit(sharding.attention).lower(q, q, q)  # Ulysses: each device attends over all tokens
     with jax.set_mesh(mesh_of(tensor=4, sequence=2)):
         jax.jit(sharding.attention).lower(q, q, q)  # 1 head per device: tokens stay sharded
-    assert calls == ["cudnn", None]
+    assert calls == ["cudnn"]
     assert sharding.attention_kernel(jnp.bfloat16, 64) == "cudnn" and sharding.attention_kernel(jnp.float32, 64) == "xla"
 
 
