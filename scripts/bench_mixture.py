@@ -49,7 +49,7 @@ def attention_cost(lengths: list[int], packed_length: int, heads: int, head_dim:
     """Seconds of self-attention forward + backward over videos of `lengths` tokens: one batch
     per length (buckets), or first-fit packed into rows of `packed_length` with a block mask."""
     def grad_fn(mask):
-        loss = lambda q, k, v: jnp.sum(jax.nn.dot_product_attention(q, k, v, mask=mask) ** 2)  # noqa: E731
+        loss = lambda q, k, v: jnp.sum(sharding.attention(q, k, v, mask) ** 2)  # the DiT's own  # noqa: E731
         return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
     def qkv(b, n):

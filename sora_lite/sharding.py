@@ -125,10 +125,11 @@ def constrain(x, names):
 
 
 def attention(q, k, v, mask=None):
-    """jax.nn.dot_product_attention on q, k, v [B, N, K, Dh]. Self-attention (no mask) over tokens
-    sharded on `sequence` runs Ulysses-style (DeepSpeed-Ulysses): an all-to-all trades each
-    device's token shard for a head shard, each device attends over all tokens for its heads,
-    and a second all-to-all trades back. Needs the heads per device divisible by `sequence`."""
+    """Attention on q, k, v [B, N, K, Dh]: cuDNN's flash kernel where it applies, else
+    `xla_attention`. Self-attention (no mask) over tokens sharded on `sequence` runs
+    Ulysses-style (DeepSpeed-Ulysses): an all-to-all trades each device's token shard for a
+    head shard, each device attends over all tokens for its heads, and a second all-to-all
+    trades back. Needs the heads per device divisible by `sequence`."""
     mesh = jax.sharding.get_abstract_mesh()
     seq = 1 if mesh.empty else mesh.shape.get("sequence", 1)
     if mask is None and seq > 1:
@@ -152,7 +153,7 @@ def _attend(q, k, v, mask=None):
     return xla_attention(q, k, v, mask)
 
 
-def xla_attention(q, k, v, mask=None):  # q [B, N, K, Dh]; k, v [B, M, K, Dh]; mask [B, 1, 1, M]
+def xla_attention(q, k, v, mask=None):  # q [B, N, K, Dh]; k, v [B, M, K, Dh]; mask [B, 1, 1 or N, M]
     """jax.nn.dot_product_attention's XLA path, written with heads-major batched products: on
     XLA:CPU the forward pass about 8% faster, the train step level (BENCHMARKS.md). Scores and
     probabilities in float32, as there."""
