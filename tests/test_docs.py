@@ -146,6 +146,14 @@ def test_every_documented_command_is_recognised():
     assert any(c.startswith("sora-lite generate") and "--frames 1" in c for c in commands)
 
 
+def test_ci_runs_the_readme_commands_as_written():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        first_block = f.read().split("```bash\n", 1)[1].split("```", 1)[0]
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = [line for line in f.read().splitlines() if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    assert ci == first_block.strip().splitlines() and len(ci) == 2
+
+
 def group(command: str) -> str:
     """Which test runs a command: commands that share files (a workdir that one trains and the
     next reads) run in one, in order; the groups run in parallel (pytest-xdist, a file each)."""
