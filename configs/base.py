@@ -33,7 +33,8 @@ def get_config() -> ConfigDict:
     c.ae = ConfigDict(dict(space_factor=4,  # 4 or 8; needs log2(space_factor) widths
                            widths=(64, 128),
                            blocks=1,  # residual blocks per encoder stage (decoder: one more)
-                           latent_channels=16))
+                           latent_channels=16,
+                           linear_skip=False))  # a linear pixels <-> latent map beside the network
     # How scripts/train_autoencoder.py trains it: the whole VAE for `steps`, then the decoder
     # alone on the frozen encoder's latents (squared error) for `decoder_steps`: sharper videos,
     # same latents; 0 skips that phase. Batch sizes are those of the mixture's first entry;

@@ -10,7 +10,9 @@ faster than 3D convs there) without giving up causality:
     2x2 pixel block into channels: [B, T, H, W, 3] -> [B, t, H/2, W/2, 48];
   * residual blocks mix space with 3x3 convs and time with a causal temporal conv
     over latent frames (a shifted concat + matmul), so latent frame j sees frames <= 4j;
-  * the decoder mirrors it and unfolds the channels back into frames and pixels.
+  * the decoder mirrors it and unfolds the channels back into frames and pixels;
+  * with `linear_skip`, each side also adds a linear map between a latent pixel and the
+    4 x f x f block of pixels it stands for, beside the network (see `linear_skip`).
 `latent_shift` / `latent_scale` (per-channel data statistics) live in the module, so
 they are saved and restored with its checkpoint.
 """
@@ -58,6 +60,13 @@ def unfold_time(x):
 KERNEL = nnx.with_partitioning(nnx.initializers.lecun_normal(), ("ae_in", "ae_out"))
 CONV_KERNEL = nnx.with_partitioning(nnx.initializers.lecun_normal(), (None, None, "ae_in", "ae_out"))
 BIAS = nnx.with_partitioning(nnx.initializers.zeros_init(), ("ae_out",))
+
+
+def linear_skip(cfg: ConfigDict) -> bool:
+    """Whether the encoder and decoder each add a linear map between the folded pixels and the
+    latent (DC-AE's residual shortcut, learned): the autoencoder is at least a PCA of its blocks
+    from the first steps. Autoencoders saved before the key existed have none."""
+    return bool(cfg.get("linear_skip", False))
 
 
 def linear(cin, cout, rngs):
@@ -128,16 +137,21 @@ class Encoder(nnx.Module):
         ])
         self.norm = nnx.LayerNorm(widths[-1], rngs=rngs)
         self.out = linear(widths[-1], 2 * cfg.latent_channels, rngs)
+        self.f = cfg.space_factor
+        self.skip = linear(TIME_FACTOR * self.f**2 * 3, 2 * cfg.latent_channels, rngs) if linear_skip(cfg) else None
 
     def __call__(self, x):  # [B, T, H, W, 3]
-        x = einops.rearrange(fold_time(x), "b t (h p) (w q) c -> b t h w (p q c)", p=2, q=2)
+        x = fold_time(x)  # [B, t, H, W, 12]
+        skip = 0.0 if self.skip is None else self.skip(  # [B, t, h, w, 2C]
+            einops.rearrange(x, "b t (h p) (w q) c -> b t h w (p q c)", p=self.f, q=self.f))
+        x = einops.rearrange(x, "b t (h p) (w q) c -> b t h w (p q c)", p=2, q=2)
         x = self.stem(x)  # [B, t, H/2, W/2, D0]
         for i, blocks in enumerate(self.stages):
             for block in blocks:
                 x = block(x)
             if i < len(self.downs):
                 x = self.downs[i](x)
-        return self.out(nnx.silu(self.norm(x)))  # [B, t, h, w, 2C]
+        return self.out(nnx.silu(self.norm(x))) + skip  # [B, t, h, w, 2C]
 
 
 class Decoder(nnx.Module):
@@ -150,8 +164,12 @@ class Decoder(nnx.Module):
         self.ups = nnx.List([Upsample(widths[i], widths[i + 1], rngs) for i in range(len(widths) - 1)])
         self.norm = nnx.LayerNorm(widths[-1], rngs=rngs)
         self.out = SpatialConv(widths[-1], 2 * 2 * TIME_FACTOR * 3, rngs)
+        self.f = cfg.space_factor
+        self.skip = linear(cfg.latent_channels, TIME_FACTOR * self.f**2 * 3, rngs) if linear_skip(cfg) else None
 
     def __call__(self, z):  # [B, t, h, w, C]
+        skip = 0.0 if self.skip is None else einops.rearrange(  # [B, t, H, W, 12]
+            self.skip(z), "b t h w (p q c) -> b t (h p) (w q) c", p=self.f, q=self.f)
         x = self.stem(z)
         for i, blocks in enumerate(self.stages):
             for block in blocks:
@@ -160,7 +178,7 @@ class Decoder(nnx.Module):
                 x = self.ups[i](x)
         x = self.out(nnx.silu(self.norm(x)))  # [B, t, H/2, W/2, 48]
         x = einops.rearrange(x, "b t h w (p q c) -> b t (h p) (w q) c", p=2, q=2)
-        return unfold_time(x)  # [B, T, H, W, 3]
+        return unfold_time(x + skip)  # [B, T, H, W, 3]
 
 
 class Autoencoder(nnx.Module):

@@ -10,6 +10,7 @@ axis names (`embed`, `heads`, `mlp`, ...) that `sharding.py` maps onto mesh axes
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -245,6 +246,32 @@ def grow(saved: dict, model: DiT) -> dict:
         return layers
 
     return {**saved, "blocks": jax.tree_util.tree_map_with_path(place, saved["blocks"])}
+
+
+
+def widen(saved: dict, model: DiT) -> dict:
+    """A trained DiT's arrays (`saved`) with its latent layers widened to `model`'s latent
+    channels, for `train.init_from` onto an autoencoder whose first channels are the trained
+    model's latent (`align.align`): the new channels' input weights and output columns are
+    zero, so the widened model's step 0 predicts as the trained one on the old channels and
+    nothing on the new ones. The same channel count, or more, is unchanged."""
+    p, new = math.prod(model.patch), model.channels
+    old = saved["final"]["bias"]["value"].shape[0] // p
+    if old >= new:
+        return saved  # nothing to widen; more channels is `checkpoint.fill`'s shape error
+
+    def channels(x, axis):  # x's `axis` of p * (old [+ mask]) patch features -> p * (new [+ mask])
+        x = np.moveaxis(np.asarray(x).reshape(*x.shape[:axis], p, -1, *x.shape[axis + 1:]), axis + 1, -1)
+        wide = np.zeros((*x.shape[:-1], new + x.shape[-1] - old), x.dtype)  # [..., p, new (+ mask)]
+        wide[..., :old], wide[..., new:] = x[..., :old], x[..., old:]  # latent channels, then any mask ones
+        wide = np.moveaxis(wide, -1, axis + 1)
+        return wide.reshape(*wide.shape[:axis], -1, *wide.shape[axis + 2:])
+
+    out = dict(saved)
+    for layer, name, axis in (("x_embed", "kernel", 0), ("frames_embed", "kernel", 0), ("final", "kernel", 1),
+                              ("final", "bias", 0)):
+        out[layer] = {**out[layer], name: {"value": channels(saved[layer][name]["value"], axis)}}
+    return out
 
 
 def build_dit(cfg: ConfigDict, seed: int = 0) -> DiT:

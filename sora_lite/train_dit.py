@@ -35,7 +35,7 @@ from sora_lite import autoencoder, captions, checkpoint, conditioning, data, dif
 from sora_lite import distill, training
 from sora_lite import video as video_io
 from sora_lite.conditioning import Condition
-from sora_lite.dit import build_dit, grow
+from sora_lite.dit import build_dit, grow, widen
 from sora_lite.flax_setup import nnx
 from sora_lite.pipeline import Pipeline
 from sora_lite.sizing import num_tokens
@@ -245,10 +245,14 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         first = tc.student_from or tc.init_from  # a distillation's student may start from an earlier student
         _, _, arrays = checkpoint.load_arrays(checkpoint.directory(first), ("dit",))
         depth = jax.tree.leaves(arrays["dit"]["blocks"])[0].shape[0]
+        channels = arrays["dit"]["final"]["bias"]["value"].shape[0] // math.prod(model.patch)
         arrays = grow(arrays["dit"], model)  # a shallower model's blocks spread over this depth
+        arrays = widen(arrays, model)  # a narrower latent's layers, onto an aligned autoencoder's
         new = [checkpoint.fill(m, arrays, first) for m in (model, ema)][0]
         training.say(f"initialised from {first}" + (f"; new (zero-initialised): {', '.join(new)}" if new else "")
-                     + (f"; its {depth} blocks grown to {model.size.depth}" if depth < model.size.depth else ""))
+                     + (f"; its {depth} blocks grown to {model.size.depth}" if depth < model.size.depth else "")
+                     + (f"; its {channels} latent channels widened to {model.channels}"
+                        if channels < model.channels else ""))
 
     graphdef, state = nnx.split((model, opt, ema))
     ae_graphdef, ae_state = nnx.split(ae)

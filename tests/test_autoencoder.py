@@ -12,13 +12,14 @@ from ml_collections import ConfigDict
 from sora_lite import autoencoder as A
 
 
-def ae_cfg(space_factor=4, widths=(8, 16), latent_channels=4):
-    return ConfigDict(dict(space_factor=space_factor, widths=widths, blocks=1, latent_channels=latent_channels))
+def ae_cfg(space_factor=4, widths=(8, 16), latent_channels=4, linear_skip=False):
+    return ConfigDict(dict(space_factor=space_factor, widths=widths, blocks=1, latent_channels=latent_channels,
+                           linear_skip=linear_skip))
 
 
-@pytest.fixture(scope="module")
-def ae4():
-    return A.Autoencoder(ae_cfg(), nnx.Rngs(0))
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "linear_skip"])
+def ae4(request):
+    return A.Autoencoder(ae_cfg(linear_skip=request.param), nnx.Rngs(0))
 
 
 # Jitted once per shape: faster than running the modules op by op.
@@ -30,10 +31,11 @@ def _video(key, T, H=16, W=16, B=1):
     return jax.random.uniform(jax.random.key(key), (B, T, H, W, 3), minval=-1.0, maxval=1.0)
 
 
+@pytest.mark.parametrize("linear_skip", [False, True])
 @pytest.mark.parametrize("space_factor,widths", [(4, (8, 16)), (8, (8, 16, 32))])
-def test_encode_decode_shapes(space_factor, widths):
+def test_encode_decode_shapes(space_factor, widths, linear_skip):
     """Shapes by abstract evaluation (no compile); the numeric tests below run the real thing."""
-    cfg = ae_cfg(space_factor, widths)
+    cfg = ae_cfg(space_factor, widths, linear_skip=linear_skip)
     model = nnx.eval_shape(lambda: A.Autoencoder(cfg, nnx.Rngs(0)))
     for T, H, W in [(1, 16, 16), (5, 16, 16), (9, 16, 16), (5, 16, 24), (9, 32, 8)]:
         video = jax.ShapeDtypeStruct((2, T, H, W, 3), jnp.float32)

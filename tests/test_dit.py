@@ -256,6 +256,24 @@ def test_a_grown_model_starts_as_the_one_it_grew_from_and_its_new_layers_train()
     assert D.grow(saved, small) is saved  # same depth: unchanged
 
 
+def test_a_widened_model_predicts_as_before_on_the_old_channels_and_nothing_on_the_new():
+    """`widen` gives a trained DiT (C channels) the latent of an aligned autoencoder (C + 2): the
+    old channels' velocity is unchanged, given frames included, whatever the new channels hold."""
+    small = make_live()
+    saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(small)))
+    wide = D.DiT("tiny", C + 2, (1, 2, 2), rngs=nnx.Rngs(5))
+    assert checkpoint.fill(wide, D.widen(saved, wide), "small") == []
+    z, t, text, mask = inputs()
+    extra = jax.random.normal(jax.random.key(9), (*z.shape[:-1], 2))
+    frames = jax.random.normal(jax.random.key(8), (*z.shape[:-1], C + 2 + MASK_CHANNELS))
+    old_frames = jnp.concatenate([frames[..., :C], frames[..., C + 2:]], axis=-1)  # the same mask channels
+    before = forward(small, z, t, text, mask, old_frames)
+    after = forward(wide, jnp.concatenate([z, extra], axis=-1), t, text, mask, frames)
+    np.testing.assert_allclose(after[..., :C], before, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(after[..., C:], 0.0)
+    assert D.widen(saved, small) is saved  # same channels: unchanged
+
+
 def test_growing_into_another_width_is_the_checkpoint_shape_error():
     saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(make_live())))  # tiny: 2 x 64
     wide = D.DiT("cpu", C, (1, 2, 2), rngs=nnx.Rngs(0))  # 6 x 128

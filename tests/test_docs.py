@@ -87,12 +87,20 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = f"--config.train.student_from={os.path.join(tmp, 'dit')} --config.train.distill_pairs=16"
         elif prev == "--checkpoint" and arg in ("default", "distilled") and group(command) == "shipped_models":
             pass  # a shipped model, as written
-        elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
-            # workdirs by role: an autoencoder's, a DiT's (training, evaluating, exporting; a
-            # fine-tuning run's own), outputs
+        elif prev == "--model":  # the DiT an autoencoder is aligned with: the tiny run of its chain
+            arg = os.path.join(tmp, ("camera_" if "camera" in arg else "") + "dit")
+        elif prev in ("--workdir", "--checkpoint", "--out", "--autoencoder") or arg.startswith("--config.train.autoencoder="):
+            # workdirs by role: an autoencoder's (another architecture's by its own name), a DiT's
+            # (training, evaluating, exporting; a fine-tuning run's own), outputs
             key, _, value = arg.rpartition("=")
-            name = "ae" if value.endswith("_ae") else "dit" if prev != "--out" else os.path.basename(value)
-            if "camera" in value and prev != "--out":  # the camera model's own workdirs
+            own = os.path.basename(value).removeprefix("camera_")  # "ae64": an autoencoder of its own
+            if value.endswith("_ae"):
+                name = "ae"
+            elif own.startswith("ae"):
+                name = own
+            else:
+                name = "dit" if prev != "--out" else os.path.basename(value)
+            if "camera" in value and (prev != "--out" or own.startswith("ae")):  # the camera model's own workdirs
                 name = "camera_" + name
             if prev == "--workdir" and "init_from=" in command:  # a fine-tuning run's own, one per run
                 name += "_tuned_" + os.path.basename(value)
@@ -166,11 +174,13 @@ def group(command: str) -> str:
     return "shipped_models"  # sora-lite and scripts on the shipped models; data tools
 
 
-def _order(command: str) -> int:
+def _order(command: str) -> float:
     """Autoencoders first, then DiTs, then fine-tuning (from a trained DiT), then what reads a
     trained DiT; the docs' order within each (a file that one command writes, the next reads)."""
     if "init_from" in command:
         return 2
+    if "align_autoencoder.py" in command:  # reads an autoencoder and a DiT, before fine-tuning
+        return 1.5
     for rank, script in enumerate(("train_autoencoder.py", "scripts/train.py")):
         if script in command:
             return rank
