@@ -11,9 +11,6 @@ gives the DiT those channels, zero-initialised, so fine-tuning on the new autoen
 from what the DiT knows.
 """
 
-import os
-import shutil
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,11 +97,8 @@ def align_checkpoint(path: str, model: str, out: str, num_clips: int = 256) -> t
         if 32 * len(clips) >= num_clips:
             break
     matched = align(new, old, clips)
-    tmp = os.path.abspath(out) + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    mngr = checkpoint.manager(tmp)
-    checkpoint.save(mngr, step, "autoencoder", cfg, nnx.state(new))
-    checkpoint.wait(mngr)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with checkpoint.replacing(out) as tmp:
+        mngr = checkpoint.manager(tmp)
+        checkpoint.save(mngr, step, "autoencoder", cfg, nnx.state(new))
+        checkpoint.wait(mngr)
     return matched, old.cfg.latent_channels, new.cfg.latent_channels

@@ -8,6 +8,7 @@ Orbax writes a step into a temporary directory and renames it when complete, so 
 killed midway never replaces a good checkpoint; those leftovers are cleaned on open.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -241,12 +242,20 @@ def export(directory: str, out: str, sample: ConfigDict | None = None) -> int:
                                                  "model": ocp.args.StandardRestore()})
     _config_of_kind(directory, restored["config"], "dit")  # an autoencoder run is not a model to sample from
     src = os.path.join(os.path.abspath(directory), str(step))
+    with replacing(out) as tmp:
+        shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
+        if sample is not None:  # the config item is JSON (JsonSave): the one read above, rewritten in the copy
+            with open(os.path.join(tmp, str(step), "config", "metadata"), "w") as f:
+                json.dump({**restored["config"], "sample": sample.to_dict()}, f)
+    return step
+
+
+@contextlib.contextmanager
+def replacing(out: str):
+    """A fresh directory beside `out` to write into, swapped in whole for `out` once the block
+    ends without an error: a failed write leaves the old `out`."""
     tmp = os.path.abspath(out) + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, os.path.join(tmp, str(step)), ignore=lambda d, names: ["train"] if d == src else [])
-    if sample is not None:  # the config item is JSON (JsonSave): the one read above, rewritten in the copy
-        with open(os.path.join(tmp, str(step), "config", "metadata"), "w") as f:
-            json.dump({**restored["config"], "sample": sample.to_dict()}, f)
+    yield tmp
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
-    return step
