@@ -17,6 +17,7 @@ import functools
 import re
 
 import numpy as np
+from scipy.fft import irfft2, next_fast_len, rfft2
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
@@ -74,8 +75,10 @@ def move_errors(video: np.ndarray) -> dict:
 
 @functools.cache
 def _lattices(height: int, width: int) -> dict:
-    """{subject: [photo resampled at each start window size]}: a window of the canvas size in one
-    of these, at any position, is the view of an axis-aligned camera of that size."""
+    """{subject: [(sum of window^2 at every position [Hv, Wv], the window's FFT [3, P, Q'], (P, Q))]}
+    for the photo resampled at each start window size: a window of the canvas size in one of
+    these, at any position, is the view of an axis-aligned camera of that size. What does not
+    depend on the frame is computed here once per canvas size."""
     aspect = width / height
     out = {}
     for subject in SUBJECTS:
@@ -90,7 +93,10 @@ def _lattices(height: int, width: int) -> dict:
             xs, ys = np.arange(0.5 * step, pw, step), np.arange(0.5 * step, ph, step)
             if len(xs) >= width and len(ys) >= height:
                 gx, gy = np.meshgrid(xs, ys)
-                grids.append(gaussian_filter(sample(image, gx, gy), SMOOTH))
+                grid = gaussian_filter(sample(image, gx, gy), SMOOTH)  # [Hg, Wg, 3]
+                size = (next_fast_len(grid.shape[0] + height - 1), next_fast_len(grid.shape[1] + width - 1))
+                sq = fftconvolve(np.sum(grid**2, -1), np.ones((height, width)), "valid")  # [Hv, Wv]
+                grids.append((sq, rfft2(np.moveaxis(grid, -1, 0), size), size))
         out[subject] = grids
     return out
 
@@ -99,15 +105,18 @@ def subject_errors(frame: np.ndarray) -> dict:
     """{subject: the lowest mean squared error of any window of its photo against `frame`}."""
     frame = gaussian_filter(np.asarray(frame, np.float64), SMOOTH)
     H, W, _ = frame.shape
+    flipped = np.moveaxis(frame[::-1, ::-1], -1, 0)  # [3, H, W]: correlation as a convolution
+    transforms = {}  # the frame's FFT at each padded size
     errors = {}
-    ones = np.ones((H, W))
     for subject, grids in _lattices(H, W).items():
         best = np.inf
-        for grid in grids:
+        for sq, window_fft, size in grids:
             # |window - frame|^2 at every position = sum window^2 - 2 window.frame + sum frame^2
             # (correlations by FFT: every position of a large photo at once).
-            sq = sum(fftconvolve(grid[..., k] ** 2, ones, "valid") for k in range(3))
-            cross = sum(fftconvolve(grid[..., k], frame[::-1, ::-1, k], "valid") for k in range(3))
+            if size not in transforms:
+                transforms[size] = rfft2(flipped, size)
+            full = irfft2(np.sum(window_fft * transforms[size], axis=0), size)  # [P, Q]
+            cross = full[H - 1 : H - 1 + sq.shape[0], W - 1 : W - 1 + sq.shape[1]]  # the "valid" positions
             best = min(best, float(np.min(sq - 2 * cross)) + float(np.sum(frame**2)))
         errors[subject] = max(best, 0.0) / frame.size
     return errors
