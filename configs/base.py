@@ -34,14 +34,19 @@ def get_config() -> ConfigDict:
                            widths=(64, 128),
                            blocks=1,  # residual blocks per encoder stage (decoder: one more)
                            latent_channels=16,
-                           linear_skip=False))  # a linear pixels <-> latent map beside the network
+                           linear_skip=False,  # a linear pixels <-> latent map beside the network
+                           base=None))  # a frozen autoencoder's architecture, its latent the first channels
+                                        # (set from ae_train.base)
     # How scripts/train_autoencoder.py trains it: the whole VAE for `steps`, then the decoder
     # alone on the frozen encoder's latents (squared error) for `decoder_steps`: sharper videos,
     # same latents; 0 skips that phase. Batch sizes are those of the mixture's first entry;
     # the other entries' batches carry as many latent frames x pixels, rounded to a multiple of
     # the mesh's batch shards.
     # `init_from`: start from a trained autoencoder (its workdir, or a DiT model that carries one).
-    c.ae_train = ConfigDict(dict(init_from="", steps=4000, batch_size=8, lr=1e-3, kl_weight=1e-6,
+    # `base`: such an autoencoder, frozen inside this one: its latent is this one's first
+    # channels, unchanged, and its decoding is added to this one's (a DiT of its latent widens
+    # onto this one with `train.init_from`).
+    c.ae_train = ConfigDict(dict(init_from="", base="", steps=4000, batch_size=8, lr=1e-3, kl_weight=1e-6,
                                  decoder_steps=3000, decoder_batch_size=4, decoder_lr=2e-3,
                                  warmup=200, log_every=50, checkpoint_every=500))
 
@@ -60,6 +65,9 @@ def get_config() -> ConfigDict:
     c.diffusion.base_tokens = 20  # timestep shift sqrt(tokens / base_tokens): 2 at 17x32x32 (80 tokens)
     c.diffusion.caption_dropout = 0.1
     c.diffusion.motion_weight = 0.0  # > 0: also the error in each latent frame's change from the last (diffusion.loss)
+    # The error's weight on the latent channels an autoencoder adds to its base's (ae.base), the
+    # base's being 1: below 1, a DiT widened from the base's latent keeps more of what it learnt.
+    c.diffusion.detail_weight = 1.0
 
     # edit_strength: how much of a video `Pipeline.edit` noises before resampling (SDEdit), in (0, 1].
     # shift: multiplies the resolution shift of the sampling grid (> 1: steps crowd nearer noise,

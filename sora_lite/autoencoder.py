@@ -12,7 +12,11 @@ faster than 3D convs there) without giving up causality:
     over latent frames (a shifted concat + matmul), so latent frame j sees frames <= 4j;
   * the decoder mirrors it and unfolds the channels back into frames and pixels;
   * with `linear_skip`, each side also adds a linear map between a latent pixel and the
-    4 x f x f block of pixels it stands for, beside the network (see `linear_skip`).
+    4 x f x f block of pixels it stands for, beside the network (see `linear_skip`);
+  * with `base` (another autoencoder's architecture, its weights frozen inside this one), the
+    base's latent is this one's first channels and its decoding is added to this decoder's, so
+    the new channels carry what the base misses and a DiT trained on the base's latent keeps
+    its inputs exactly (`dit.widen`).
 `latent_shift` / `latent_scale` (per-channel data statistics) live in the module, so
 they are saved and restored with its checkpoint.
 """
@@ -125,6 +129,11 @@ class Upsample(nnx.Module):
         return einops.rearrange(self.conv(x), "b t h w (p q c) -> b t (h p) (w q) c", p=2, q=2)
 
 
+def base_channels(cfg: ConfigDict) -> int:
+    """The leading latent channels that are the frozen base autoencoder's (0 without one)."""
+    return cfg.base.latent_channels if cfg.get("base") else 0
+
+
 class Encoder(nnx.Module):
     def __init__(self, cfg, rngs):
         widths = cfg.widths
@@ -136,9 +145,10 @@ class Encoder(nnx.Module):
             SpatialConv(widths[i], widths[i + 1], rngs, strides=2) for i in range(len(widths) - 1)
         ])
         self.norm = nnx.LayerNorm(widths[-1], rngs=rngs)
-        self.out = linear(widths[-1], 2 * cfg.latent_channels, rngs)
+        own = cfg.latent_channels - base_channels(cfg)
+        self.out = linear(widths[-1], 2 * own, rngs)
         self.f = cfg.space_factor
-        self.skip = linear(TIME_FACTOR * self.f**2 * 3, 2 * cfg.latent_channels, rngs) if linear_skip(cfg) else None
+        self.skip = linear(TIME_FACTOR * self.f**2 * 3, 2 * own, rngs) if linear_skip(cfg) else None
 
     def __call__(self, x):  # [B, T, H, W, 3]
         x = fold_time(x)  # [B, t, H, W, 12]
@@ -151,7 +161,7 @@ class Encoder(nnx.Module):
                 x = block(x)
             if i < len(self.downs):
                 x = self.downs[i](x)
-        return self.out(nnx.silu(self.norm(x))) + skip  # [B, t, h, w, 2C]
+        return self.out(nnx.silu(self.norm(x))) + skip  # [B, t, h, w, 2 (C - base channels)]
 
 
 class Decoder(nnx.Module):
@@ -186,20 +196,34 @@ class Autoencoder(nnx.Module):
         if cfg.space_factor != 2 ** len(cfg.widths):
             raise ValueError(f"space_factor {cfg.space_factor} needs {cfg.space_factor.bit_length() - 1} "
                              f"widths (one per x2 stage), got {len(cfg.widths)}")
+        if base_channels(cfg) >= cfg.latent_channels:
+            raise ValueError(f"latent_channels {cfg.latent_channels} must exceed the base autoencoder's "
+                             f"{base_channels(cfg)}: the new channels are what it adds")
         self.cfg = cfg
+        self.base = Autoencoder(cfg.base, rngs) if cfg.get("base") else None
         self.encoder = Encoder(cfg, rngs)
         self.decoder = Decoder(cfg, rngs)
+        if self.base is not None:  # zero-init: before training, the autoencoder decodes as its base
+            for layer in (self.decoder.out.conv, self.decoder.skip):
+                if layer is not None:
+                    layer.kernel[...] = jnp.zeros_like(layer.kernel[...])
         self.latent_shift = LatentStat(jnp.zeros((cfg.latent_channels,)))
         self.latent_scale = LatentStat(jnp.ones((cfg.latent_channels,)))
 
     def encode(self, video):
         """video [B, T, H, W, 3] in [-1, 1] -> (mean, logvar), each [B, t, h, w, C]."""
         mean, logvar = jnp.split(self.encoder(video), 2, axis=-1)
-        return mean, jnp.clip(logvar, -30.0, 20.0)
+        logvar = jnp.clip(logvar, -30.0, 20.0)
+        if self.base is None:
+            return mean, logvar
+        base_mean, base_logvar = self.base.encode(video)
+        return jnp.concatenate([base_mean, mean], -1), jnp.concatenate([base_logvar, logvar], -1)
 
     def decode(self, z):
         """z [B, t, h, w, C] -> video [B, T, H, W, 3], roughly in [-1, 1]."""
-        return self.decoder(z)
+        if self.base is None:
+            return self.decoder(z)
+        return self.base.decode(z[..., : base_channels(self.cfg)]) + self.decoder(z)
 
     def normalize(self, z):
         """Raw latent -> the unit-scale latent the diffusion model works on."""
@@ -247,8 +271,10 @@ def loss_fn(model: Autoencoder, video, key, kl_weight: float):
     return l1 + l2 + kl_weight * kl, {"l1": l1, "l2": l2, "kl": kl}
 
 
-# The decoder-only phase trains these; the encoder, and so the latents the DiT learns, stay fixed.
-DECODER = nnx.All(nnx.Param, nnx.PathContains("decoder"))
+# What training moves: never the frozen base autoencoder. The decoder-only phase trains the
+# decoder; the encoder, and so the latents the DiT learns, stay fixed.
+TRAINED = nnx.All(nnx.Param, nnx.Not(nnx.PathContains("base")))
+DECODER = nnx.All(TRAINED, nnx.PathContains("decoder"))
 
 
 def decoder_loss_fn(model: Autoencoder, mean, video):

@@ -53,12 +53,14 @@ def drop_captions(key, cond, null_text, null_mask, rate: float):
     return cond._replace(text=text, mask=mask)
 
 
-def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None, times=None):
+def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=None, noise=None, times=None,
+         channel_weights=None):
     """Mean squared error between predicted and true velocity at random t and random `noise` (or
     the noise given: x0 is its sample, distill.py), over the latent frames `weights` [B, t]
     counts (default: all; given frames are not generated), plus `cfg.motion_weight` times that error
     in the change between consecutive latent frames. t is logit-normal, or one of `times` [S] when
-    given (distill.py: the few-step sampler's own)."""
+    given (distill.py: the few-step sampler's own). `channel_weights` [C] weighs the latent's
+    channels in the error (default: all 1)."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
     if times is None:
         t = sample_timesteps(k_t, x0.shape[0], cfg.logit_mean, cfg.logit_std, shift)
@@ -68,6 +70,8 @@ def loss(model, x0, cond, null_text, null_mask, key, cfg, shift: float, weights=
         noise = jax.random.normal(k_noise, x0.shape, x0.dtype)
     cond = drop_captions(k_drop, cond, null_text, null_mask, cfg.caption_dropout)
     miss = model(add_noise(x0, noise, t), t, cond).astype(jnp.float32) - velocity_target(x0, noise)  # [B, t, h, w, C]
+    if channel_weights is not None:
+        miss = miss * jnp.sqrt(channel_weights)  # squared below
     err = jnp.mean(jnp.square(miss), axis=(2, 3, 4))  # [B, t]
     if cfg.motion_weight and x0.shape[1] > 1:
         # What changes from one latent frame to the next (the motion) is a small part of the plain

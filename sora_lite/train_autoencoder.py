@@ -5,7 +5,9 @@ the latent statistics are set; then `ae_train.decoder_steps` of the decoder alon
 frozen encoder's latents (`autoencoder.decoder_loss_fn`), which sharpens reconstructions
 without moving the latents a DiT trains on. Each step is one batch of one mixture entry
 (images and videos alike: one causal model for both), its batch sized to carry the first
-entry's pixels. Rerunning the same command resumes from the newest checkpoint.
+entry's pixels. With `ae_train.base`, a trained autoencoder is frozen inside the new one as
+its first latent channels (`ae.base`); only the rest trains. Rerunning the same command
+resumes from the newest checkpoint.
 """
 
 import json
@@ -27,7 +29,8 @@ from sora_lite.flax_setup import nnx
 
 @nnx.jit(donate_argnums=(0, 1))
 def _vae_step(model, opt, video, key, kl_weight):
-    (loss, aux), grads = nnx.value_and_grad(autoencoder.loss_fn, has_aux=True)(model, video, key, kl_weight)
+    (loss, aux), grads = nnx.value_and_grad(autoencoder.loss_fn, argnums=nnx.DiffState(0, autoencoder.TRAINED),
+                                            has_aux=True)(model, video, key, kl_weight)
     opt.update(model, grads)
     return loss, aux
 
@@ -97,7 +100,11 @@ def set_latent_stats(model, cfg: ConfigDict, entries, num_batches: int = 16):
         moments += [_moments(local, jnp.asarray(next(it)["video"])) for _ in range(share)]
     m1, m2, n = (np.stack(x) for x in zip(*moments))
     mean, sq = (np.average(m, axis=0, weights=n) for m in (m1, m2))
-    for var, value in ((model.latent_shift, mean), (model.latent_scale, np.sqrt(np.maximum(sq - mean**2, 1e-8)))):
+    scale = np.sqrt(np.maximum(sq - mean**2, 1e-8))
+    if model.base is not None:  # the base's channels keep its statistics: a DiT of its latent sees the same inputs
+        n = autoencoder.base_channels(cfg.ae)
+        mean[:n], scale[:n] = np.asarray(local.base.latent_shift[...]), np.asarray(local.base.latent_scale[...])
+    for var, value in ((model.latent_shift, mean), (model.latent_scale, scale)):
         var[...] = jax.device_put(value.astype(np.float32), var[...].sharding)  # stays where it was
 
 
@@ -107,15 +114,22 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     ac = cfg.ae_train
     training.check_settings(cfg, "ae_train")
     entries = training.check_mixture(cfg)
+    if ac.init_from and ac.base:
+        raise ValueError("ae_train.init_from and ae_train.base are both set: an autoencoder to continue already "
+                         "carries its base; give one of them")
     if ac.init_from:  # its architecture, whatever this config's `ae` says
         kind, init_cfg, init_arrays = checkpoint.load_arrays(checkpoint.directory(ac.init_from), ("autoencoder", "dit"))
         cfg = ConfigDict(cfg.to_dict())
         cfg.ae = init_cfg.ae
+    if ac.base:  # its architecture inside this one's
+        base_kind, base_cfg, base_arrays = checkpoint.load_arrays(checkpoint.directory(ac.base), ("autoencoder", "dit"))
+        cfg = ConfigDict(cfg.to_dict())
+        cfg.ae.base = base_cfg.ae
     training.check_same_run(cfg, "autoencoder", workdir)  # a DiT's workdir, or another run's
     total = ac.steps + ac.decoder_steps
     mesh = sharding.make_mesh(cfg.mesh, devices)
     model = sharding.init_sharded(lambda: build_autoencoder(cfg, cfg.seed), mesh)
-    phases = {"vae": (ac.lr, ac.steps, nnx.Param), "decoder": (ac.decoder_lr, ac.decoder_steps, autoencoder.DECODER)}
+    phases = {"vae": (ac.lr, ac.steps, autoencoder.TRAINED), "decoder": (ac.decoder_lr, ac.decoder_steps, autoencoder.DECODER)}
     opts = {  # both in every checkpoint, so either phase resumes from one
         k: sharding.init_sharded(lambda: nnx.Optimizer(build_autoencoder(cfg), training.make_optimizer(
             lr, ac.warmup, n), wrt=wrt), mesh)
@@ -136,6 +150,11 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         if missing:
             raise checkpoint.CheckpointError(f"{ac.init_from} lacks autoencoder weights ({', '.join(missing[:3])})")
         training.say(f"initialised from {ac.init_from}")
+    elif ac.base:
+        missing = checkpoint.fill(model.base, base_arrays["ae"] if base_kind == "dit" else base_arrays, ac.base)
+        if missing:
+            raise checkpoint.CheckpointError(f"{ac.base} lacks autoencoder weights ({', '.join(missing[:3])})")
+        training.say(f"the first {autoencoder.base_channels(cfg.ae)} latent channels are {ac.base}'s, frozen")
     logger = training.Logger(workdir, start)
     sources = [data.clips(cfg.data, "train", e) for e in entries]
     # The autoencoder's work grows with latent frames x pixels per frame (it folds 4 frames, or

@@ -134,6 +134,10 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
     """
 
     kinds = condition_weights(cfg)
+    # The channels an autoencoder adds to its base's (ae.base) weigh diffusion.detail_weight.
+    base = autoencoder.base_channels(cfg.ae)
+    channel_weights = jnp.where(jnp.arange(cfg.ae.latent_channels) < base, 1.0,
+                                cfg.diffusion.detail_weight) if base else None  # [C]
 
     def train_step(state, progress, batch, table, ae_state, rng, step):
         latent, subject = batch["latent"], batch["subject"]  # [B, t, h, w, C], [B]
@@ -153,7 +157,7 @@ def make_train_step(graphdef, ae_graphdef, cfg: ConfigDict):
         # The blocks unrolled: the backward pass runs faster through them (dit.py).
         loss_fn = lambda m: diffusion.loss(functools.partial(m, unroll=True), latent, cond,  # noqa: E731
                                            table["null_text"], table["null_mask"], k_loss, cfg.diffusion, shift,
-                                           weights, batch.get("noise"), times)
+                                           weights, batch.get("noise"), times, channel_weights)
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, training.trainable(cfg.train.trainable)))
         loss, grads = grad_fn(nnx.merge(graphdef, state)[0])
         grad_norm = optax.tree.norm(grads)

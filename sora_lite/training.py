@@ -84,7 +84,7 @@ SETTINGS = {
     # How the DiT's loss draws times and captions, and weighs the motion (diffusion.py).
     "diffusion": [("logit_mean", "float", None, None), ("logit_std", "float", 1e-12, None),
                   ("base_tokens", "int", 1, None), ("caption_dropout", "float", 0, 1),
-                  ("motion_weight", "float", 0, None)],
+                  ("motion_weight", "float", 0, None), ("detail_weight", "float", 0, None)],
     # How the trained DiT samples (its periodic samples, its final evaluation, and its users by
     # default): Pipeline's bounds.
     "sample": [(key, "int" if key in INTEGER_SETTINGS else "float", *bounds) for key, bounds in SAMPLE_BOUNDS.items()],
@@ -108,7 +108,8 @@ RUN_KEYS = {
             "text", "dit.size", "dit.patch", "dit.canvas_position", "diffusion", "train.batch_size", "train.conditions",
             "train.init_from", "train.autoencoder", "train.trainable", "train.student_from", "train.distill_pairs"),
     "autoencoder": ("seed", "data.name", "data.folder", "data.mixture", "data.train_size", "data.fps", "ae",
-                    "ae_train.batch_size", "ae_train.decoder_batch_size", "ae_train.kl_weight", "ae_train.init_from"),
+                    "ae_train.batch_size", "ae_train.decoder_batch_size", "ae_train.kl_weight", "ae_train.init_from",
+                    "ae_train.base"),
 }
 
 

@@ -120,3 +120,20 @@ def test_normalize_round_trip(ae4):
         ae4.latent_shift[...] = jnp.zeros(4)
         ae4.latent_scale[...] = jnp.ones(4)
     assert isinstance(ae4.latent_shift, A.LatentStat) and not isinstance(ae4.latent_shift, nnx.Param)
+
+
+def test_an_autoencoder_on_a_base_has_its_latent_first_and_decodes_as_it_before_training():
+    base = A.Autoencoder(ae_cfg(linear_skip=True), nnx.Rngs(0))
+    base.latent_shift[...], base.latent_scale[...] = jnp.arange(4.0), jnp.full((4,), 2.0)
+    ae = A.Autoencoder(ConfigDict(dict(ae_cfg(latent_channels=6, linear_skip=True), base=base.cfg)), nnx.Rngs(1))
+    nnx.update(ae.base, nnx.state(base))
+    video = _video(5, 5)
+    mean, logvar = encode(ae, video)
+    base_mean, base_logvar = encode(base, video)
+    assert mean.shape == (1, 2, 4, 4, 6)
+    np.testing.assert_array_equal(mean[..., :4], base_mean)
+    np.testing.assert_array_equal(logvar[..., :4], base_logvar)
+    assert np.abs(mean[..., 4:]).max() > 0  # its own channels
+    np.testing.assert_array_equal(decode(ae, mean), decode(base, base_mean))  # the new decoder starts at zero
+    with pytest.raises(ValueError, match="latent_channels 4 must exceed the base autoencoder's 4"):
+        A.Autoencoder(ConfigDict(dict(ae_cfg(), base=base.cfg)), nnx.Rngs(1))

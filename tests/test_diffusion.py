@@ -142,3 +142,14 @@ def test_loss_with_given_noise_targets_that_noise():
     line = lambda xt, t, c: noise - x0  # noqa: E731  the straight path's velocity
     assert float(F.loss(line, x0, cond, *null, jax.random.key(0), cfg, 1.0, noise=noise)) < 1e-10
     assert float(F.loss(line, x0, cond, *null, jax.random.key(1), cfg, 1.0)) > 0.5  # fresh noise: another line
+
+
+def test_channel_weights_scale_each_channels_error():
+    x0, noise = _pair((2, 2, 2, 2, 3))
+    cfg = ConfigDict(dict(logit_mean=0.0, logit_std=1.0, caption_dropout=0.0, motion_weight=2.0))
+    cond, null = Condition(jnp.zeros((2, 2, 4)), jnp.ones((2, 2), bool)), (jnp.zeros((2, 4)), jnp.ones((2,), bool))
+    off = lambda xt, t, c: noise - x0 + jnp.array([0.0, 1.0, 3.0])  # noqa: E731  channel c off by 0, 1, 3
+    loss = lambda w: float(F.loss(off, x0, cond, *null, jax.random.key(0), cfg, 1.0, noise=noise,  # noqa: E731
+                                  channel_weights=w))
+    np.testing.assert_allclose(loss(None), (1 + 9) / 3, rtol=1e-6)
+    np.testing.assert_allclose(loss(jnp.array([1.0, 1.0, 0.1])), (1 + 0.9) / 3, rtol=1e-6)

@@ -109,6 +109,28 @@ def test_autoencoder_checkpoint_holds_latent_statistics(tiny_run):
     assert not np.allclose(ae.latent_shift[...], 0.0)
 
 
+def test_an_autoencoder_on_a_base_trains_around_it_and_a_dit_widens_onto_it(tiny_run, tmp_path, capsys):
+    """ae_train.base: the base's weights and latent statistics stay as saved, its latent is the new
+    one's first channels, the rest trains; a DiT of the base's latent fine-tunes onto it."""
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.ae.latent_channels += 2
+    cfg.ae_train.update(base=tiny_run["ae_dir"], steps=2, decoder_steps=2)
+    workdir = str(tmp_path / "ae")
+    train_autoencoder.train_autoencoder(cfg, workdir, devices=ONE)
+    base, ae = autoencoder.load_autoencoder(tiny_run["ae_dir"]), autoencoder.load_autoencoder(workdir)
+    for a, b in zip(jax.tree.leaves(nnx.state(base)), jax.tree.leaves(nnx.state(ae.base)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    video = jax.random.uniform(jax.random.key(0), (1, 5, 16, 16, 3), minval=-1.0, maxval=1.0)
+    latent = autoencoder.encode_latent(ae, video)  # [1, 2, 4, 4, C + 2]
+    np.testing.assert_array_equal(latent[..., :-2], autoencoder.encode_latent(base, video))
+    assert not np.allclose(ae.latent_scale[-2:], 1.0)  # its own channels' statistics, from data
+
+    cfg.train.update(autoencoder=workdir, init_from=tiny_run["dit_dir"], steps=1)
+    cfg.diffusion.detail_weight = 0.1
+    train_dit.train(cfg, str(tmp_path / "widened"), devices=ONE)
+    assert "latent channels widened to" in capsys.readouterr().out
+
+
 def test_dit_logs_every_step_once(tiny_run):
     cfg = tiny_run["cfg"]
     rows = _rows(tiny_run["dit_dir"])
