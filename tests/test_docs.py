@@ -79,7 +79,8 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = "5x16x16" if prev == "--shapes" and "camera" in command else TINY_FLAGS[prev]  # moves need frames
         elif arg.startswith("--config.data.folder="):  # a folder of one's own videos: a few small clips
             arg = f"--config.data.folder={_video_folder(os.path.join(tmp, 'my_videos'))}"
-        elif arg.startswith(("--config.train.init_from=", "--config.ae_train.init_from=")):  # from the tiny run
+        elif arg.startswith(("--config.train.init_from=", "--config.ae_train.init_from=", "--config.ae_train.base=")):
+            # from the tiny run
             key, _, value = arg.partition("=")
             name = ("camera_" if "camera" in value else "") + ("ae" if "ae_train" in key else "dit")
             arg = f"{key}={os.path.join(tmp, name)}"
