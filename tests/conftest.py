@@ -25,10 +25,10 @@ import pytest  # noqa: E402
 
 
 # The longest files first, in this order (the rest as collected): pytest-xdist hands out whole
-# files, and a long one begun last keeps its worker busy after the other is done. The two
-# documented-command chains first (neither needs the tiny run); the third starts the tiny run.
-LONGEST = ("test_docs_training.py", "test_docs_camera.py", "test_multiprocess.py", "test_docs_benchmarks.py",
-           "test_notebook.py", "test_faults.py", "test_docs.py", "test_sharding.py", "test_train.py")
+# files, and a long one begun last keeps its worker busy after the other is done. The second
+# starts the tiny run while the first worker runs commands that do not need it.
+LONGEST = ("test_docs_training.py", "test_multiprocess.py", "test_docs_benchmarks.py", "test_notebook.py",
+           "test_docs_camera.py", "test_faults.py", "test_docs.py", "test_sharding.py", "test_train.py")
 
 
 def pytest_collection_modifyitems(items):
