@@ -405,3 +405,10 @@ def test_the_caption_table_reads_long_captions_whole(tmp_path):
     assert table["null_mask"].sum() == 2
     short = train_dit.caption_table(TextEncoder(16), [rows[0][:1]], str(tmp_path))
     assert short["text"].shape == (1, 1, 16, 384)  # its own cache entry, at the model's max_len
+
+
+def test_autoencoder_init_from_and_base_together_is_a_one_line_error(tiny_run):
+    cfg = tiny_run["cfg"].copy_and_resolve_references()
+    cfg.ae_train.update(init_from=tiny_run["ae_dir"], base=tiny_run["ae_dir"])
+    with pytest.raises(ValueError, match=r"^ae_train.init_from and ae_train.base are both set: .*give one of them$"):
+        train_autoencoder.train_autoencoder(cfg, "/nonexistent")
