@@ -244,19 +244,28 @@ def build_autoencoder(cfg: ConfigDict, seed: int = 0) -> Autoencoder:
     return Autoencoder(cfg.ae, nnx.Rngs(seed))
 
 
-def load_autoencoder(path: str) -> Autoencoder:
-    """The trained autoencoder (with its latent statistics) of an autoencoder workdir, or the one
-    inside a DiT model (a training workdir or an exported model), rebuilt from the architecture
-    its checkpoint carries, on this process's first device (not wherever the saving run kept it:
-    with several processes that device may belong to another one)."""
-    directory = checkpoint.directory(path)
-    kind, cfg, arrays = checkpoint.load_arrays(directory, ("autoencoder", "dit"))
-    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    ae = build_autoencoder(cfg)
-    nnx.update(ae, jax.device_put(nnx.state(ae), here))
-    missing = checkpoint.fill(ae, arrays["ae"] if kind == "dit" else arrays, directory)
+def read_autoencoder(path: str) -> tuple[ConfigDict, dict]:
+    """(architecture, weights as saved) of the autoencoder of an autoencoder workdir, or of the
+    one inside a DiT model (a training workdir or an exported model): its newest readable step's."""
+    kind, cfg, arrays = checkpoint.load_arrays(checkpoint.directory(path), ("autoencoder", "dit"))
+    return cfg.ae, arrays["ae"] if kind == "dit" else arrays
+
+
+def fill_autoencoder(ae: Autoencoder, arrays: dict, path: str):
+    """`read_autoencoder`'s weights into `ae`; weights it lacks are a one-line error."""
+    missing = checkpoint.fill(ae, arrays, path)
     if missing:
-        raise checkpoint.CheckpointError(f"{directory} lacks autoencoder weights ({', '.join(missing[:3])}); retrain it")
+        raise checkpoint.CheckpointError(f"{path} lacks autoencoder weights ({', '.join(missing[:3])}); retrain it")
+
+
+def load_autoencoder(path: str) -> Autoencoder:
+    """The trained autoencoder (with its latent statistics) at `path` (`read_autoencoder`),
+    rebuilt from the architecture its checkpoint carries, on this process's first device (not
+    wherever the saving run kept it: with several processes that device may belong to another one)."""
+    ae_cfg, arrays = read_autoencoder(path)
+    ae = Autoencoder(ae_cfg, nnx.Rngs(0))
+    nnx.update(ae, jax.device_put(nnx.state(ae), jax.sharding.SingleDeviceSharding(jax.local_devices()[0])))
+    fill_autoencoder(ae, arrays, path)
     return ae
 
 

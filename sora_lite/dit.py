@@ -252,7 +252,7 @@ def grow(saved: dict, model: DiT) -> dict:
 def widen(saved: dict, model: DiT) -> dict:
     """A trained DiT's arrays (`saved`) with its latent layers widened to `model`'s latent
     channels, for `train.init_from` onto an autoencoder whose first channels are the trained
-    model's latent (`align.align`): the new channels' input weights and output columns are
+    model's latent (`ae.base`): the new channels' input weights and output columns are
     zero, so the widened model's step 0 predicts as the trained one on the old channels and
     nothing on the new ones. The same channel count, or more, is unchanged."""
     p, new = math.prod(model.patch), model.channels

@@ -117,14 +117,11 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
     if ac.init_from and ac.base:
         raise ValueError("ae_train.init_from and ae_train.base are both set: an autoencoder to continue already "
                          "carries its base; give one of them")
+    cfg = ConfigDict(cfg.to_dict())  # a copy: the architecture may come from a checkpoint
     if ac.init_from:  # its architecture, whatever this config's `ae` says
-        kind, init_cfg, init_arrays = checkpoint.load_arrays(checkpoint.directory(ac.init_from), ("autoencoder", "dit"))
-        cfg = ConfigDict(cfg.to_dict())
-        cfg.ae = init_cfg.ae
+        cfg.ae, init_arrays = autoencoder.read_autoencoder(ac.init_from)
     if ac.base:  # its architecture inside this one's
-        base_kind, base_cfg, base_arrays = checkpoint.load_arrays(checkpoint.directory(ac.base), ("autoencoder", "dit"))
-        cfg = ConfigDict(cfg.to_dict())
-        cfg.ae.base = base_cfg.ae
+        cfg.ae.base, base_arrays = autoencoder.read_autoencoder(ac.base)
     training.check_same_run(cfg, "autoencoder", workdir)  # a DiT's workdir, or another run's
     total = ac.steps + ac.decoder_steps
     mesh = sharding.make_mesh(cfg.mesh, devices)
@@ -146,14 +143,10 @@ def train_autoencoder(cfg: ConfigDict, workdir: str, devices=None) -> dict:
             nnx.update(o, opt_state[k])
         training.say(f"resumed {workdir} at step {start} of {total}")
     elif ac.init_from:
-        missing = checkpoint.fill(model, init_arrays["ae"] if kind == "dit" else init_arrays, ac.init_from)
-        if missing:
-            raise checkpoint.CheckpointError(f"{ac.init_from} lacks autoencoder weights ({', '.join(missing[:3])})")
+        autoencoder.fill_autoencoder(model, init_arrays, ac.init_from)
         training.say(f"initialised from {ac.init_from}")
     elif ac.base:
-        missing = checkpoint.fill(model.base, base_arrays["ae"] if base_kind == "dit" else base_arrays, ac.base)
-        if missing:
-            raise checkpoint.CheckpointError(f"{ac.base} lacks autoencoder weights ({', '.join(missing[:3])})")
+        autoencoder.fill_autoencoder(model.base, base_arrays, ac.base)
         training.say(f"the first {autoencoder.base_channels(cfg.ae)} latent channels are {ac.base}'s, frozen")
     logger = training.Logger(workdir, start)
     sources = [data.clips(cfg.data, "train", e) for e in entries]

@@ -251,7 +251,7 @@ def train(cfg: ConfigDict, workdir: str, devices=None) -> dict:
         depth = jax.tree.leaves(arrays["dit"]["blocks"])[0].shape[0]
         channels = arrays["dit"]["final"]["bias"]["value"].shape[0] // math.prod(model.patch)
         arrays = grow(arrays["dit"], model)  # a shallower model's blocks spread over this depth
-        arrays = widen(arrays, model)  # a narrower latent's layers, onto an aligned autoencoder's
+        arrays = widen(arrays, model)  # a narrower latent's layers, onto an autoencoder built on its own
         new = [checkpoint.fill(m, arrays, first) for m in (model, ema)][0]
         training.say(f"initialised from {first}" + (f"; new (zero-initialised): {', '.join(new)}" if new else "")
                      + (f"; its {depth} blocks grown to {model.size.depth}" if depth < model.size.depth else "")

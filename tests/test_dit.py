@@ -257,7 +257,7 @@ def test_a_grown_model_starts_as_the_one_it_grew_from_and_its_new_layers_train()
 
 
 def test_a_widened_model_predicts_as_before_on_the_old_channels_and_nothing_on_the_new():
-    """`widen` gives a trained DiT (C channels) the latent of an aligned autoencoder (C + 2): the
+    """`widen` gives a trained DiT (C channels) the latent of an autoencoder built on its own (C + 2, `ae.base`): the
     old channels' velocity is unchanged, given frames included, whatever the new channels hold."""
     small = make_live()
     saved = jax.tree.map(lambda a: {"value": np.asarray(a)}, nnx.to_pure_dict(nnx.state(small)))

@@ -88,13 +88,11 @@ def shrink(command: str, tmp: str, data_dir: str) -> list[str]:
             arg = f"--config.train.student_from={os.path.join(tmp, 'dit')} --config.train.distill_pairs=16"
         elif prev == "--checkpoint" and arg in ("default", "distilled") and group(command) == "shipped_models":
             pass  # a shipped model, as written
-        elif prev == "--model":  # the DiT an autoencoder is aligned with: the tiny run of its chain
-            arg = os.path.join(tmp, ("camera_" if "camera" in arg else "") + "dit")
-        elif prev in ("--workdir", "--checkpoint", "--out", "--autoencoder") or arg.startswith("--config.train.autoencoder="):
+        elif prev in ("--workdir", "--checkpoint", "--out") or arg.startswith("--config.train.autoencoder="):
             # workdirs by role: an autoencoder's (another architecture's by its own name), a DiT's
             # (training, evaluating, exporting; a fine-tuning run's own), outputs
             key, _, value = arg.rpartition("=")
-            own = os.path.basename(value).removeprefix("camera_")  # "ae64": an autoencoder of its own
+            own = os.path.basename(value).removeprefix("camera_")  # "ae_res": an autoencoder of its own
             if value.endswith("_ae"):
                 name = "ae"
             elif own.startswith("ae"):
@@ -180,8 +178,6 @@ def _order(command: str) -> float:
     trained DiT; the docs' order within each (a file that one command writes, the next reads)."""
     if "init_from" in command:
         return 2
-    if "align_autoencoder.py" in command:  # reads an autoencoder and a DiT, before fine-tuning
-        return 1.5
     for rank, script in enumerate(("train_autoencoder.py", "scripts/train.py")):
         if script in command:
             return rank
