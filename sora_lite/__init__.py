@@ -43,9 +43,12 @@ def cache_dir() -> str:
 
 def enable_compilation_cache():
     """Persist compiled programs in `cache_dir()`: a second process skips XLA compilation. (Here,
-    not in training.py, so that `sora-lite generate` does not import the input pipeline.)"""
+    not in training.py, so that `sora-lite generate` does not import the input pipeline.) Every
+    program, however quick to compile, unless $JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says
+    otherwise: a cold start pays for each one it compiles."""
     jax.config.update("jax_compilation_cache_dir", cache_dir())
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 0.0)))
 
 
 __all__ = ["Pipeline", "enable_compilation_cache"]

@@ -45,14 +45,18 @@ def run_root(tmp_path_factory):
 def compilation_cache(tmp_path_factory):
     """One persistent compilation cache for the whole run, workers and the scripts they start
     included: the many tiny runs compile the same programs (as a user's reruns do from
-    ~/.cache/sora_lite). A size limit makes JAX lock the folder, so concurrent writers are safe."""
+    ~/.cache/sora_lite). A size limit makes JAX lock the folder, so concurrent writers are safe;
+    but then every write lists the whole folder, so programs compiled in under 0.2 s (one-op
+    programs, mostly) are not written, here or by the scripts: with them, small tests took
+    several times longer."""
     import jax
 
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(run_root(tmp_path_factory) / "jax_cache")
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"  # sora_lite.enable_compilation_cache reads it
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
     jax.config.update("jax_compilation_cache_max_size", 8 << 30)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 @pytest.fixture(scope="session")
