@@ -65,3 +65,23 @@ def test_requests_share_the_models_weights_and_a_changed_model_or_unreadable_ent
         again, _ = programs.generate(model, "a blue square moving up", **REQUEST)
     np.testing.assert_array_equal(again, first)
     assert os.path.getsize(os.path.join(folder, request, "program.bin")) > 100  # saved anew
+
+
+def test_every_program_is_cached_unless_jax_is_told_a_minimum_compile_time(monkeypatch):
+    """A cold `sora-lite generate` pays for each program it compiles, so all are cached; JAX's own
+    variable sets a minimum (the tests set one: see conftest)."""
+    import jax
+
+    import sora_lite
+
+    before = jax.config.jax_persistent_cache_min_compile_time_secs
+    try:
+        monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+        sora_lite.enable_compilation_cache()
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+        monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1.5")
+        sora_lite.enable_compilation_cache()
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.5
+        assert jax.config.jax_compilation_cache_dir == cache_dir()
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
