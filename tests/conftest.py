@@ -51,12 +51,15 @@ def compilation_cache(tmp_path_factory):
     several times longer."""
     import jax
 
+    import sora_lite
+
+    # In the environment for the scripts (their sora_lite.enable_compilation_cache reads the first
+    # and third, JAX the second); in this process, the same call sets them.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(run_root(tmp_path_factory) / "jax_cache")
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"  # sora_lite.enable_compilation_cache reads it
-    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
     jax.config.update("jax_compilation_cache_max_size", 8 << 30)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    sora_lite.enable_compilation_cache()
 
 
 @pytest.fixture(scope="session")
